@@ -1,0 +1,25 @@
+"""Errors a user can act on. Each message names the problem and where it is."""
+
+
+class NLAError(Exception):
+    """Base class for every error the engine raises on bad input."""
+
+
+class ModelResolutionError(NLAError):
+    """A model reference could not be turned into loadable weights."""
+
+
+class CheckpointError(NLAError):
+    """An NLA checkpoint is missing, malformed or does not fit its tokenizer or target."""
+
+
+class TranscriptError(NLAError):
+    """A chat transcript is malformed or does not fit the model."""
+
+
+class VectorError(NLAError):
+    """An activation vector cannot be verbalized (NaN/inf, zero, wrong width)."""
+
+
+class PositionError(NLAError):
+    """A token-position selection does not fit the transcript."""

@@ -1,0 +1,1 @@
+"""The faces of the workbench: the command line (and, later, the dashboard)."""

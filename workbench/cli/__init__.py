@@ -1,0 +1,1 @@
+"""The ``nla-workbench`` command line."""

@@ -1,0 +1,42 @@
+"""``nla-workbench``: the command-line entry point."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+from rich.text import Text
+from transformers.utils import logging as hf_logging
+
+from nla.errors import NLAError
+from workbench.cli.nla_commands import nla_app
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Audit language models with NLAs.")
+app.add_typer(nla_app, name="nla")
+err_console = Console(stderr=True)
+
+
+def main() -> None:
+    """Run the CLI; bad input ends with one clear message and exit code 2."""
+    hf_logging.disable_progress_bar()
+    try:
+        app(standalone_mode=False)
+    except (NLAError, ValueError) as exc:
+        err_console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
+        sys.exit(2)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err_console.print("interrupted; nothing was written")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
