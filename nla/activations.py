@@ -119,13 +119,31 @@ def check_layer(model: PreTrainedModel, layer: int) -> None:
         raise PositionError(f"layer {layer} is out of range: the model has decoder blocks 0..{n_layers - 1}")
 
 
+class _StopForward(Exception):
+    """Raised by the capture hook: blocks above K are not needed."""
+
+
 @torch.inference_mode()
 def residual_stream(model: PreTrainedModel, input_ids: list[int], layer: int) -> torch.Tensor:
-    """The residual stream after decoder block ``layer`` at every position, as float32 ``[T, d]``."""
+    """The residual stream after decoder block ``layer`` at every position, as float32 ``[T, d]``.
+
+    Read with a hook on the block itself: ``hidden_states[-1]`` in transformers is taken after the
+    final norm, so ``hidden_states[K + 1]`` is only the block output for K below the last block."""
     check_layer(model, layer)
-    ids = torch.tensor([input_ids], device=model.device)
-    out = model(input_ids=ids, output_hidden_states=True, use_cache=False, logits_to_keep=1)
-    return out.hidden_states[layer + 1][0].float().cpu()
+    captured: dict[str, torch.Tensor] = {}
+
+    def grab(module: torch.nn.Module, args: object, output: object) -> None:
+        captured["h"] = output[0] if isinstance(output, tuple) else output
+        raise _StopForward
+
+    handle = model.get_decoder().layers[layer].register_forward_hook(grab)
+    try:
+        model(input_ids=torch.tensor([input_ids], device=model.device), use_cache=False)
+    except _StopForward:
+        pass
+    finally:
+        handle.remove()
+    return captured["h"][0].float().cpu()
 
 
 @torch.inference_mode()

@@ -1,0 +1,63 @@
+"""Shared fixtures: tiny real models (unit tests) and the embedded SmolLM2 (integration tests)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers.utils import logging as hf_logging
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny_models import build_gemma3, build_llama  # noqa: E402
+
+from nla.checkpoint import load_nla  # noqa: E402
+from nla.checkpoint.init import init_nla  # noqa: E402
+
+hf_logging.disable_progress_bar()
+hf_logging.set_verbosity_error()
+torch.set_num_threads(2)
+
+TINY_LAYER = 2
+SMOL = "embedded:smollm2-135m-instruct"
+
+
+@pytest.fixture(scope="session")
+def tiny_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny llama- and gemma3-shaped model directories."""
+    root = tmp_path_factory.mktemp("tiny")
+    return {"llama": build_llama(root / "llama"), "gemma3": build_gemma3(root / "gemma3")}
+
+
+@pytest.fixture(scope="session", params=["llama", "gemma3"])
+def arch(request: pytest.FixtureRequest) -> str:
+    """Run a test once per tiny architecture."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def tiny_init_dirs(tiny_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Untrained compact NLAs over the tiny models, reading layer 2."""
+    root = tmp_path_factory.mktemp("tiny-init")
+    return {name: init_nla(str(path), TINY_LAYER, root / name) for name, path in tiny_dirs.items()}
+
+
+@pytest.fixture(scope="session")
+def tiny_nla(tiny_init_dirs: dict[str, Path]):
+    """Loaded tiny init NLAs by architecture."""
+    cache: dict[str, object] = {}
+
+    def get(name: str):
+        if name not in cache:
+            cache[name] = load_nla(str(tiny_init_dirs[name]))
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def smol_nla():
+    """The untrained init NLA over the embedded SmolLM2 (layer 20)."""
+    return load_nla("init", target_ref=SMOL, layer=20)

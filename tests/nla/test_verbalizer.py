@@ -1,0 +1,94 @@
+"""The verbalizer: prefix caching, seeded sampling, stopping and statuses on real generations."""
+
+import pytest
+import torch
+from tiny_models import teach_av
+
+from nla.backends import TransformersBackend
+from nla.checkpoint import load_nla
+from nla.engine import NLAEngine
+from nla.parsing import Status
+from nla.sampling import SamplingParams
+from nla.verbalizer import Verbalizer
+
+GREEDY = SamplingParams(temperature=0, max_new_tokens=12)
+SAMPLED = SamplingParams(temperature=1.0, top_p=0.9, max_new_tokens=12, seed=7)
+
+
+def _verbalizer(nla, prefix_cache: bool = True) -> Verbalizer:
+    return Verbalizer(nla.av, nla.av_tokenizer, nla.av_prompt, nla.meta.injection_scale, prefix_cache=prefix_cache)
+
+
+def _texts(generations) -> list[str]:
+    return [g.text for g in generations]
+
+
+@pytest.fixture(scope="module")
+def vectors(tiny_nla, arch) -> torch.Tensor:
+    torch.manual_seed(3)
+    return torch.randn(5, tiny_nla(arch).meta.d_model)
+
+
+def test_prefix_cache_matches_uncached_greedy(tiny_nla, arch, vectors) -> None:
+    nla = tiny_nla(arch)
+    cached = _verbalizer(nla).generate(vectors, GREEDY, batch_size=2)
+    uncached = _verbalizer(nla, prefix_cache=False).generate(vectors, GREEDY, batch_size=5)
+    assert _texts(cached) == _texts(uncached)
+    assert [g.n_tokens for g in cached] == [g.n_tokens for g in uncached]
+
+
+def test_different_vectors_give_different_outputs(tiny_nla, arch, vectors) -> None:
+    texts = _texts(_verbalizer(tiny_nla(arch)).generate(vectors, GREEDY))
+    assert len(set(texts)) > 1
+
+
+def test_sampling_is_seeded_per_vector_and_sample(tiny_nla, arch, vectors) -> None:
+    verbalizer = _verbalizer(tiny_nla(arch))
+    one = verbalizer.generate(vectors, SAMPLED, samples=2, batch_size=3)
+    again = verbalizer.generate(vectors, SAMPLED, samples=2, batch_size=10)
+    assert _texts(one) == _texts(again)  # independent of batch composition
+    assert [(g.vector_index, g.sample_index) for g in one] == [(v, s) for v in range(5) for s in range(2)]
+    assert _texts(one)[0::2] != _texts(one)[1::2]  # the two samples differ
+    reseeded = verbalizer.generate(vectors, SamplingParams(1.0, 0.9, 12, seed=8), samples=2)
+    assert _texts(reseeded) != _texts(one)
+    # a vector's samples do not depend on which other vectors share the call
+    alone = verbalizer.generate(vectors[3:4], SAMPLED, samples=2)
+    assert _texts(alone) == _texts(one)[6:8]
+
+
+def test_progress_counts_every_explanation(tiny_nla, vectors) -> None:
+    seen: list[int] = []
+    _verbalizer(tiny_nla("llama")).generate(vectors, GREEDY, samples=3, batch_size=4, progress=seen.append)
+    assert sum(seen) == 15
+
+
+@pytest.fixture(scope="module")
+def taught(tiny_init_dirs):
+    """A tiny NLA whose AV has learned to answer with a closed explanation."""
+    nla = load_nla(str(tiny_init_dirs["llama"]))
+    teach_av(nla, "<explanation>\nred apples\n</explanation>")
+    return nla
+
+
+def test_closed_explanations_stop_early_and_are_scored(taught) -> None:
+    engine = NLAEngine(TransformersBackend(taught, batch_size=4))
+    vectors = torch.randn(6, taught.meta.d_model)
+    results = engine.explain(vectors, SamplingParams(temperature=0, max_new_tokens=40))
+    assert {r.status for r in results} == {Status.OK}
+    assert {r.text for r in results} == {"red apples"}
+    assert {r.finish for r in results} == {"stop"}
+    assert all(r.n_tokens < 40 for r in results)
+    for r in results:
+        assert r.mse == pytest.approx(2 * (1 - r.cos), abs=1e-5)
+        assert r.fve == pytest.approx(1 - r.mse / taught.meta.fve_baseline, abs=1e-5)
+    assert len({r.vector_digest for r in results}) == 6
+
+
+def test_truncated_and_tagless_outputs_keep_a_status(taught, tiny_nla) -> None:
+    vectors = torch.randn(3, taught.meta.d_model)
+    truncated = NLAEngine(TransformersBackend(taught)).explain(vectors, SamplingParams(0, 1, 3))
+    assert {(r.status, r.finish) for r in truncated} == {(Status.UNCLOSED, "length")}
+    assert all(r.cos is None and r.mse is None and r.fve is None for r in truncated)
+    untaught = NLAEngine(TransformersBackend(tiny_nla("llama"))).explain(vectors, SamplingParams(0, 1, 6))
+    assert len(untaught) == 3
+    assert all(r.status in {Status.NO_TAGS, Status.UNCLOSED, Status.INJECTION_FAILED} for r in untaught)
