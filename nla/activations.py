@@ -77,9 +77,7 @@ def tokenize_transcript(
             in_content = start < c1 and end > c0
         else:  # the generation prompt that opens the reply still to come
             role, in_content = "assistant", False
-        tokens.append(
-            TokenInfo(pos, tid, tokenizer.decode([tid]), role, turn, in_content, tid in special)
-        )
+        tokens.append(TokenInfo(pos, tid, tokenizer.decode([tid]), role, turn, in_content, tid in special))
     return TokenizedTranscript(transcript, ids, tokens)
 
 
@@ -204,7 +202,9 @@ def _explicit_positions(spec: str, n_tokens: int) -> list[int]:
                 f"--positions: {part!r} is not a position; use assistant, user, system, all, or e.g. 12,13,40-45"
             ) from None
         if not 0 <= start <= stop < n_tokens:
-            raise PositionError(f"--positions: {part} is outside the transcript's positions 0..{n_tokens - 1}")
+            raise PositionError(
+                f"--positions: {part} is outside the transcript's positions 0..{n_tokens - 1}"
+            )
         chosen.extend(range(start, stop + 1))
     if not chosen:
         raise PositionError("--positions is empty")

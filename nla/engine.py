@@ -66,8 +66,15 @@ class NLAEngine:
         digests = [vector_digest(v) for v in vectors]
         return [
             Explanation(
-                g.vector_index, g.sample_index, digests[g.vector_index], p.text, p.status, g.text,
-                g.n_tokens, g.finish, *fidelity.get(i, (None, None, None)),
+                g.vector_index,
+                g.sample_index,
+                digests[g.vector_index],
+                p.text,
+                p.status,
+                g.text,
+                g.n_tokens,
+                g.finish,
+                *fidelity.get(i, (None, None, None)),
             )  # fmt: skip
             for i, (g, p) in enumerate(zip(generations, parsed, strict=True))
         ]

@@ -51,7 +51,7 @@ def verbalize_transcript(
     sampling: SamplingParams | None = None,
     reply_tokens: int = 0,
     progress: Progress | None = None,
-    on_total: "Progress | None" = None,
+    on_total: Progress | None = None,
 ) -> tuple[Transcript, list[TokenResult]]:
     """Optionally let the target reply (``reply_tokens`` > 0), then explain the selected tokens.
 
@@ -64,7 +64,9 @@ def verbalize_transcript(
     acts = extract_activations(target.model, target.tokenizer, transcript, engine.meta.layer, positions)
     if on_total:
         on_total(len(acts.tokens) * samples)
-    explained = engine.explain(acts.vectors, sampling, samples=samples, progress=progress, source=transcript.source)
+    explained = engine.explain(
+        acts.vectors, sampling, samples=samples, progress=progress, source=transcript.source
+    )
     by_vector: list[list[Explanation]] = [[] for _ in acts.tokens]
     for e in explained:
         by_vector[e.vector_index].append(e)

@@ -42,7 +42,9 @@ def ar_prompt(ar_template: str, explanation: str) -> str:
 def tokenize_av(tokenizer: PreTrainedTokenizerBase, av_template: str, injection_char: str) -> list[int]:
     """One-step chat-template tokenisation of the AV prompt with the generation prompt."""
     chat = [{"role": "user", "content": av_user_message(av_template, injection_char)}]
-    return list(tokenizer.apply_chat_template(chat, tokenize=True, add_generation_prompt=True, return_dict=False))
+    return list(
+        tokenizer.apply_chat_template(chat, tokenize=True, add_generation_prompt=True, return_dict=False)
+    )
 
 
 def find_injection_sites(ids: list[int] | tuple[int, ...], token_id: int, left: int, right: int) -> list[int]:

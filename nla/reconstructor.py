@@ -31,7 +31,11 @@ class Reconstructor(nn.Module):
     """Predicts an activation vector from an explanation."""
 
     def __init__(
-        self, backbone: PreTrainedModel, value_head: nn.Linear, tokenizer: PreTrainedTokenizerBase, template: str
+        self,
+        backbone: PreTrainedModel,
+        value_head: nn.Linear,
+        tokenizer: PreTrainedTokenizerBase,
+        template: str,
     ) -> None:
         super().__init__()
         self.backbone = backbone

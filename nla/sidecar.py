@@ -175,7 +175,9 @@ def meta_from_sidecars(av: dict[str, Any], ar: dict[str, Any], av_path: Path, ar
 
 def _has_template(raw: dict[str, Any], role: str) -> bool:
     old = {"av": "actor", "ar": "critic"}[role]
-    return isinstance(_lookup(raw, f"prompt_templates.{role}") or _lookup(raw, f"prompt_templates.{old}"), str)
+    return isinstance(
+        _lookup(raw, f"prompt_templates.{role}") or _lookup(raw, f"prompt_templates.{old}"), str
+    )
 
 
 def sidecar_dict(meta: NLAMeta, role: str, **extra: Any) -> dict[str, Any]:

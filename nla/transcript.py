@@ -75,5 +75,7 @@ def load_transcript(path: str | Path) -> Transcript:
     except FileNotFoundError as exc:
         raise TranscriptError(f"transcript file {path} does not exist") from exc
     except json.JSONDecodeError as exc:
-        raise TranscriptError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+        raise TranscriptError(
+            f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from exc
     return transcript_from_messages(raw, str(path))

@@ -118,7 +118,9 @@ class Verbalizer:
         self, injected: torch.Tensor, sampling: SamplingParams, seeds: list[int], progress: Progress | None
     ) -> tuple[list[list[int]], list[str]]:
         embeds, cache = self._inputs(injected)
-        logits = self.model(inputs_embeds=embeds, past_key_values=cache, use_cache=True, logits_to_keep=1).logits
+        logits = self.model(
+            inputs_embeds=embeds, past_key_values=cache, use_cache=True, logits_to_keep=1
+        ).logits
         n = injected.shape[0]
         generators = None if sampling.greedy else [_generator(s, logits.device) for s in seeds]
         tokens: list[list[int]] = [[] for _ in range(n)]

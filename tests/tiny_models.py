@@ -7,7 +7,13 @@ from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import (
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerFast,
+)
 
 CHATML = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
@@ -99,9 +105,13 @@ def teach_av(nla, response: str, *, steps: int = 60, seed: int = 0) -> None:
     for _ in range(steps):
         embeds = nla.av.get_input_embeddings()(ids).repeat(4, 1, 1)
         vectors = torch.randn(4, embeds.shape[-1])
-        embeds[:, nla.av_prompt.site] = vectors * (nla.meta.injection_scale / vectors.norm(dim=-1, keepdim=True))
+        embeds[:, nla.av_prompt.site] = vectors * (
+            nla.meta.injection_scale / vectors.norm(dim=-1, keepdim=True)
+        )
         logits = nla.av(inputs_embeds=embeds).logits[:, len(prompt) - 1 : -1]
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[0, len(prompt) :].repeat(4))
+        loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), ids[0, len(prompt) :].repeat(4)
+        )
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

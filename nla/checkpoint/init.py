@@ -42,7 +42,9 @@ def reference_vectors(model: torch.nn.Module, tokenizer, layer: int) -> torch.Te
     parts = []
     for i, item in enumerate(items):
         if "messages" in item:
-            tokenized = tokenize_transcript(tokenizer, transcript_from_messages(item["messages"], f"reference {i}"))
+            tokenized = tokenize_transcript(
+                tokenizer, transcript_from_messages(item["messages"], f"reference {i}")
+            )
             ids = tokenized.input_ids
             keep = [t.position for t in tokenized.tokens if t.in_content and not t.is_special]
         else:
@@ -100,4 +102,3 @@ def cached_init_dir(target_ref: str, layer: int | None, **load: object) -> Path:
             if not out.is_dir():
                 init_nla(target_ref, layer, out, **load)
     return out
-

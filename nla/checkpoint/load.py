@@ -14,7 +14,15 @@ from torch import nn
 from transformers import AutoConfig, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
-from nla.checkpoint.layout import ADAPTER_CONFIG, AR_DIR, AV_DIR, COMPACT, VALUE_HEAD, fingerprint, truncated_config
+from nla.checkpoint.layout import (
+    ADAPTER_CONFIG,
+    AR_DIR,
+    AV_DIR,
+    COMPACT,
+    VALUE_HEAD,
+    fingerprint,
+    truncated_config,
+)
 from nla.checkpoint.model import NLA
 from nla.errors import CheckpointError, ModelResolutionError
 from nla.prompts import build_av_prompt, check_ar_template
@@ -52,14 +60,18 @@ def _pair_dirs(ref: str) -> tuple[Path, Path]:
     if path.is_dir():
         av, ar = path / AV_DIR, path / AR_DIR
         if not (av.is_dir() and ar.is_dir()):
-            raise CheckpointError(f"{path}: an NLA directory must contain '{AV_DIR}/' and '{AR_DIR}/' subdirectories")
+            raise CheckpointError(
+                f"{path}: an NLA directory must contain '{AV_DIR}/' and '{AR_DIR}/' subdirectories"
+            )
         return av, ar
     if path.exists():
         raise CheckpointError(f"{path} is not a directory")
     try:
         return Path(resolve_model_location(f"{ref}-av")), Path(resolve_model_location(f"{ref}-ar"))
     except ModelResolutionError as exc:
-        raise CheckpointError(f"NLA checkpoint {ref!r} is not a directory, 'init', or a Hub id prefix") from exc
+        raise CheckpointError(
+            f"NLA checkpoint {ref!r} is not a directory, 'init', or a Hub id prefix"
+        ) from exc
 
 
 def _hub_snapshot(location: Path) -> Path:
@@ -102,7 +114,9 @@ def _sidecar(directory: Path, role: str) -> dict[str, Any]:
     raw = read_sidecar(directory / SIDECAR)
     found = sidecar_role(raw, directory / SIDECAR)
     if found != role:
-        raise CheckpointError(f"{directory / SIDECAR}: role is {found!r}, but this directory is used as the {role}")
+        raise CheckpointError(
+            f"{directory / SIDECAR}: role is {found!r}, but this directory is used as the {role}"
+        )
     return raw
 
 
@@ -111,7 +125,11 @@ def _load_half(
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load one half: a full HF directory, or (compact form) base model + optional LoRA adapter."""
     compact = raw.get(COMPACT)
-    source = str(compact["base_model"]) if isinstance(compact, dict) and "base_model" in compact else str(directory)
+    source = (
+        str(compact["base_model"])
+        if isinstance(compact, dict) and "base_model" in compact
+        else str(directory)
+    )
     location = resolve_model_location(source)
     config = AutoConfig.from_pretrained(location, trust_remote_code=opts["trust_remote_code"])
     overrides: dict[str, Any] = {}
@@ -136,7 +154,9 @@ def _load_half(
 def _check_width(model: PreTrainedModel, d_model: int, directory: Path) -> None:
     width = model.config.get_text_config().hidden_size
     if width != d_model:
-        raise CheckpointError(f"{directory}: model hidden size {width} differs from the sidecar's d_model {d_model}")
+        raise CheckpointError(
+            f"{directory}: model hidden size {width} differs from the sidecar's d_model {d_model}"
+        )
 
 
 def _value_head(path: Path, d_model: int, like: PreTrainedModel) -> nn.Linear:
@@ -149,7 +169,9 @@ def _value_head(path: Path, d_model: int, like: PreTrainedModel) -> nn.Linear:
     weight = tensors.get("weight")
     if weight is None or tuple(weight.shape) != (d_model, d_model):
         shape = None if weight is None else list(weight.shape)
-        raise CheckpointError(f"{path}: expected one tensor 'weight' of shape [{d_model}, {d_model}], got {shape}")
+        raise CheckpointError(
+            f"{path}: expected one tensor 'weight' of shape [{d_model}, {d_model}], got {shape}"
+        )
     param = next(like.parameters())
     head = nn.Linear(d_model, d_model, bias=False, device=param.device, dtype=param.dtype)
     with torch.no_grad():

@@ -113,18 +113,26 @@ def test_released_export_loads_like_a_release_and_matches(smol_nla, acts, tmp_pa
         nla.outputs = NLAEngine(TransformersBackend(nla)).explain(vectors, GREEDY)
     assert [e.raw for e in smol_nla.outputs] == [e.raw for e in reloaded.outputs]
     explanations = ["A recipe for chocolate cake in a mug.", "Cooking instructions"]
-    assert torch.allclose(smol_nla.ar.reconstruct(explanations), reloaded.ar.reconstruct(explanations), atol=1e-4)
+    assert torch.allclose(
+        smol_nla.ar.reconstruct(explanations), reloaded.ar.reconstruct(explanations), atol=1e-4
+    )
 
 
 def test_statuses_for_truncated_and_tagless_outputs(smol_nla, acts) -> None:
     engine = NLAEngine(TransformersBackend(smol_nla))
-    results = engine.explain(acts.vectors[:4], SamplingParams(temperature=1.0, max_new_tokens=6, seed=1), samples=2)
+    results = engine.explain(
+        acts.vectors[:4], SamplingParams(temperature=1.0, max_new_tokens=6, seed=1), samples=2
+    )
     assert len(results) == 8
     assert all(r.finish in {"length", "eos", "stop"} for r in results)
     assert all(r.status in set(Status) for r in results)
     assert all((r.cos is None) == (r.status is not Status.OK) for r in results)
-    assert {r.status for r in results} <= {Status.NO_TAGS, Status.UNCLOSED, Status.EMPTY, Status.INJECTION_FAILED}
-
+    assert {r.status for r in results} <= {
+        Status.NO_TAGS,
+        Status.UNCLOSED,
+        Status.EMPTY,
+        Status.INJECTION_FAILED,
+    }
 
 
 def test_cli_on_the_bundled_sample(tmp_path: Path) -> None:

@@ -53,7 +53,11 @@ def test_init_nla(tiny_nla, tiny_dirs, arch) -> None:
 def test_released_round_trip(tiny_nla, arch, tmp_path: Path) -> None:
     nla = tiny_nla(arch)
     out = save_released(nla, tmp_path / "released")
-    assert {p.name for p in (out / "ar").iterdir()} >= {"config.json", "nla_meta.yaml", "value_head.safetensors"}
+    assert {p.name for p in (out / "ar").iterdir()} >= {
+        "config.json",
+        "nla_meta.yaml",
+        "value_head.safetensors",
+    }
     with safe_open(str(out / "ar" / "model.safetensors"), "pt") as f:
         keys = set(f.keys())
     assert not any(k.startswith("lm_head") or k.endswith("model.norm.weight") for k in keys)

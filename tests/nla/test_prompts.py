@@ -16,9 +16,9 @@ def test_one_site_with_recorded_neighbours(tiny_nla, arch) -> None:
     ids = nla.av_prompt.input_ids
     meta = nla.meta
     assert nla.av_tokenizer.encode(meta.injection_char, add_special_tokens=False) == [meta.injection_token_id]
-    assert find_injection_sites(ids, meta.injection_token_id, meta.left_neighbor_id, meta.right_neighbor_id) == [
-        nla.av_prompt.site
-    ]
+    assert find_injection_sites(
+        ids, meta.injection_token_id, meta.left_neighbor_id, meta.right_neighbor_id
+    ) == [nla.av_prompt.site]
 
 
 def test_no_double_bos(tiny_nla) -> None:
@@ -32,7 +32,10 @@ def test_no_double_bos(tiny_nla) -> None:
     [
         (lambda m: replace(m, left_neighbor_id=m.left_neighbor_id + 1), "neighbour mismatch"),
         (lambda m: replace(m, right_neighbor_id=m.right_neighbor_id + 1), "neighbour mismatch"),
-        (lambda m: replace(m, av_template=m.av_template.replace("{injection_char}", "x")), "no {injection_char}"),
+        (
+            lambda m: replace(m, av_template=m.av_template.replace("{injection_char}", "x")),
+            "no {injection_char}",
+        ),
         (lambda m: replace(m, av_template=m.av_template + " {injection_char}"), "present 2 times"),
         (lambda m: replace(m, injection_token_id=m.injection_token_id - 1), "not the single token"),
         (lambda m: replace(m, injection_char="zq"), "encodes to"),
@@ -48,7 +51,9 @@ def test_injected_row_replaces_post_scale_embedding(tiny_nla) -> None:
     """Gemma multiplies embeddings by sqrt(d): the other rows carry that scale, the injected row
     is exactly the rescaled vector."""
     nla = tiny_nla("gemma3")
-    verbalizer = Verbalizer(nla.av, nla.av_tokenizer, nla.av_prompt, nla.meta.injection_scale, prefix_cache=False)
+    verbalizer = Verbalizer(
+        nla.av, nla.av_tokenizer, nla.av_prompt, nla.meta.injection_scale, prefix_cache=False
+    )
     vectors = torch.randn(3, nla.meta.d_model)
     embeds, _ = verbalizer._inputs(vectors)
     site = nla.av_prompt.site

@@ -16,7 +16,9 @@ SAMPLED = SamplingParams(temperature=1.0, top_p=0.9, max_new_tokens=12, seed=7)
 
 
 def _verbalizer(nla, prefix_cache: bool = True) -> Verbalizer:
-    return Verbalizer(nla.av, nla.av_tokenizer, nla.av_prompt, nla.meta.injection_scale, prefix_cache=prefix_cache)
+    return Verbalizer(
+        nla.av, nla.av_tokenizer, nla.av_prompt, nla.meta.injection_scale, prefix_cache=prefix_cache
+    )
 
 
 def _texts(generations) -> list[str]:

@@ -98,17 +98,32 @@ def test_d_model_mismatch(tiny_nla, tmp_path: Path, chat: Path) -> None:
     wide = build_llama(tmp_path / "wide", hidden=96)
     ckpt = save_released(tiny_nla("llama"), tmp_path / "nla")
     done = run_cli(
-        "nla", "verbalize", "--target", str(wide), "--checkpoint", str(ckpt), "--transcript", str(chat), cache=tmp_path
+        "nla",
+        "verbalize",
+        "--target",
+        str(wide),
+        "--checkpoint",
+        str(ckpt),
+        "--transcript",
+        str(chat),
+        cache=tmp_path,
     )
     assert done.returncode == 2 and "expects d_model 64" in done.stderr and "hidden size 96" in done.stderr
 
 
 def test_init_and_export_commands(tiny_dirs, tmp_path: Path) -> None:
     compact = tmp_path / "compact"
-    assert run_cli("nla", "init", str(compact), "--base", str(tiny_dirs["llama"]), "--layer", "1", cache=tmp_path).returncode == 0
+    assert (
+        run_cli(
+            "nla", "init", str(compact), "--base", str(tiny_dirs["llama"]), "--layer", "1", cache=tmp_path
+        ).returncode
+        == 0
+    )
     released = tmp_path / "released"
     done = run_cli("nla", "export", str(compact), str(released), cache=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert (released / "av" / "model.safetensors").is_file() and (released / "ar" / "value_head.safetensors").is_file()
+    assert (released / "av" / "model.safetensors").is_file() and (
+        released / "ar" / "value_head.safetensors"
+    ).is_file()
     again = run_cli("nla", "export", str(compact), str(released), cache=tmp_path)
     assert again.returncode == 2 and "already exists" in again.stderr

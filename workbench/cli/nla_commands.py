@@ -46,14 +46,17 @@ def verbalize(
     layer: Annotated[int | None, typer.Option(help="Layer for an 'init' NLA (default: 2/3 depth).")] = None,
     text: Annotated[str | None, typer.Option(help="A user message to read.")] = None,
     transcript: Annotated[Path | None, typer.Option(help="A chat JSON: [{role, content}, ...].")] = None,
-    positions: Annotated[str, typer.Option(help="assistant | user | system | all | e.g. 12,13,40-45.")] = "assistant",
+    positions: Annotated[
+        str, typer.Option(help="assistant | user | system | all | e.g. 12,13,40-45.")
+    ] = "assistant",
     samples: Annotated[int, typer.Option(min=1, help="Explanations per activation.")] = 1,
     temperature: Annotated[float, typer.Option(min=0.0, help="0 = greedy.")] = 1.0,
     top_p: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.95,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Cap on explanation length.")] = 48,
     seed: int = 0,
     reply_tokens: Annotated[
-        int, typer.Option(min=0, help="When the chat ends with a user turn, let the target reply (0 = never).")
+        int,
+        typer.Option(min=0, help="When the chat ends with a user turn, let the target reply (0 = never)."),
     ] = 64,
     out: Annotated[Path | None, typer.Option(help="Write rows to a .jsonl or .parquet file.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite --out if it exists.")] = False,
@@ -89,7 +92,9 @@ def verbalize(
         console.print(Text.assemble(("target reply: ", "bold"), chat.messages[-1].content))
     print_results(console, results)
     if out is not None:
-        write_rows(result_rows(results, checkpoint_id=nla.id, layer=nla.meta.layer, untrained=nla.untrained), out)
+        write_rows(
+            result_rows(results, checkpoint_id=nla.id, layer=nla.meta.layer, untrained=nla.untrained), out
+        )
         console.print(f"wrote {sum(len(r.explanations) for r in results)} rows to {out}")
 
 
