@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/nla-workbench nla verbalize --target embedded:smollm2-135m-instruct --checkpoint init \
 		--transcript audits/samples/hidden_motive_chat.json --positions assistant --samples 2 \
-		--out out/demo_verbalizations.parquet
+		--out out/demo_verbalizations.parquet --force
 
 test: setup
 	$(BIN)/pytest -q

@@ -9,6 +9,7 @@ Writes schema v2 with the release spellings (``av``/``ar``) plus the top-level l
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -214,5 +215,7 @@ def sidecar_dict(meta: NLAMeta, role: str, **extra: Any) -> dict[str, Any]:
 
 
 def write_sidecar(path: Path, data: dict[str, Any]) -> None:
-    """Write a sidecar as YAML (unicode kept readable)."""
-    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    """Write a sidecar as YAML (unicode kept readable), replacing any old file atomically."""
+    staging = path.with_name(f".{path.name}.tmp")
+    staging.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    os.replace(staging, path)

@@ -4,23 +4,21 @@ tests use it; its explanations carry no information about the vector."""
 
 from __future__ import annotations
 
-import json
 import math
-from importlib import resources
 from pathlib import Path
 
 import torch
 from filelock import FileLock
 from transformers import AutoConfig
 
-from nla.activations import check_layer, residual_stream, tokenize_transcript
+from nla.activations import check_layer
 from nla.checkpoint.save import save_compact
 from nla.metrics import fve_baseline
 from nla.prompts import ar_suffix_ids, pick_marker
 from nla.reconstructor import identity_head
+from nla.reference import reference_vectors
 from nla.resolve import cache_root, load_causal_lm, load_tokenizer, parse_model_ref, resolve_model_location
 from nla.sidecar import DEFAULT_AR_TEMPLATE, DEFAULT_AV_TEMPLATE, NLAMeta
-from nla.transcript import transcript_from_messages
 
 
 def default_layer(n_layers: int) -> int:
@@ -32,26 +30,6 @@ def round_up(value: float) -> float:
     """``value`` rounded up to two significant figures: 'a round number a bit above'."""
     step = 10 ** (math.floor(math.log10(value)) - 1)
     return math.ceil(value / step) * step
-
-
-def reference_vectors(model: torch.nn.Module, tokenizer, layer: int) -> torch.Tensor:
-    """Activations at ``layer`` over the bundled reference texts: prose with the tokenizer's special
-    tokens, chats through the chat template; content tokens only, position 0 and specials skipped."""
-    items = json.loads(resources.files("nla.data").joinpath("reference_texts.json").read_text("utf-8"))
-    special = set(tokenizer.all_special_ids)
-    parts = []
-    for i, item in enumerate(items):
-        if "messages" in item:
-            tokenized = tokenize_transcript(
-                tokenizer, transcript_from_messages(item["messages"], f"reference {i}")
-            )
-            ids = tokenized.input_ids
-            keep = [t.position for t in tokenized.tokens if t.in_content and not t.is_special]
-        else:
-            ids = tokenizer.encode(item["text"], add_special_tokens=True)
-            keep = [p for p, t in enumerate(ids) if p > 0 and t not in special]
-        parts.append(residual_stream(model, ids, layer)[keep])
-    return torch.cat(parts)
 
 
 def _portable_ref(ref: str) -> str:

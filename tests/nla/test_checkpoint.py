@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from nla.checkpoint import export_released, load_nla, save_compact, save_released
-from nla.checkpoint.init import reference_vectors
+from nla.reference import reference_vectors
 from nla.errors import CheckpointError
 from nla.sampling import SamplingParams
 from nla.verbalizer import Verbalizer
@@ -160,3 +160,23 @@ def test_target_mismatch(tiny_nla, tmp_path: Path) -> None:
     shallow = AutoModelForCausalLM.from_pretrained(build_llama(tmp_path / "shallow", layers=2))
     with pytest.raises(CheckpointError, match="reads layer 2, but target shallow has only 2 decoder blocks"):
         nla.check_target(shallow, "shallow")
+
+
+def test_baseline_measured_and_stored_for_a_release_without_one(tiny_nla, tiny_dirs, tmp_path: Path) -> None:
+    from nla.checkpoint.baseline import measure_baseline, store_baseline
+    from nla.pipeline import load_target
+
+    nla = tiny_nla("llama")
+    out = save_released(nla, tmp_path / "nla")
+    for role in ("av", "ar"):
+        path = out / role / "nla_meta.yaml"
+        data = yaml.safe_load(path.read_text())
+        data.pop("metrics")
+        path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    assert load_nla(str(out)).meta.fve_baseline is None
+    value, count = measure_baseline(load_target(str(tiny_dirs["llama"])), 2, nla.meta.mse_scale)
+    store_baseline(out, value, count, "test")
+    stored = load_nla(str(out)).meta
+    assert stored.fve_baseline == pytest.approx(nla.meta.fve_baseline)
+    assert stored.fve_baseline_vectors == nla.meta.fve_baseline_vectors == count
+    assert yaml.safe_load((out / "av" / "nla_meta.yaml").read_text())["tokens"]["injection_char"] == "●"

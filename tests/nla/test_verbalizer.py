@@ -94,3 +94,24 @@ def test_truncated_and_tagless_outputs_keep_a_status(taught, tiny_nla) -> None:
     untaught = NLAEngine(TransformersBackend(tiny_nla("llama"))).explain(vectors, SamplingParams(0, 1, 6))
     assert len(untaught) == 3
     assert all(r.status in {Status.NO_TAGS, Status.UNCLOSED, Status.INJECTION_FAILED} for r in untaught)
+
+
+def _draws(logits: torch.Tensor, top_p: float, n: int = 3000) -> torch.Tensor:
+    from nla.verbalizer import _generator, _pick
+
+    sampling = SamplingParams(temperature=1.0, top_p=top_p)
+    generators = [_generator(seed, torch.device("cpu")) for seed in range(n)]
+    return _pick(logits.expand(n, -1), sampling, generators, list(range(n)))
+
+
+def test_top_p_draws_follow_the_nucleus() -> None:
+    logits = torch.tensor([[0.5, 0.3, 0.15, 0.05]]).log()
+    picks = _draws(logits, top_p=0.7)
+    assert set(picks.tolist()) == {0, 1}  # the smallest set holding 70% of the mass
+    assert float((picks == 0).float().mean()) == pytest.approx(0.5 / 0.8, abs=0.03)
+    assert set(_draws(logits, top_p=1.0).tolist()) == {0, 1, 2, 3}
+
+
+def test_flat_distributions_fall_back_to_the_full_vocabulary() -> None:
+    picks = _draws(torch.zeros(1, 1000), top_p=0.9)
+    assert picks.max() > 256 and picks.max() < 1000  # beyond the top-k shortcut, never past the vocabulary

@@ -127,3 +127,8 @@ def test_init_and_export_commands(tiny_dirs, tmp_path: Path) -> None:
     ).is_file()
     again = run_cli("nla", "export", str(compact), str(released), cache=tmp_path)
     assert again.returncode == 2 and "already exists" in again.stderr
+    measured = run_cli("nla", "baseline", str(released), "--target", str(tiny_dirs["llama"]), cache=tmp_path)
+    assert measured.returncode == 0, measured.stderr
+    assert (
+        "B = " in measured.stdout and "fve_baseline_source" in (released / "ar" / "nla_meta.yaml").read_text()
+    )

@@ -12,8 +12,10 @@ from rich.text import Text
 
 from nla.backends import TransformersBackend
 from nla.checkpoint import export_released, init_nla, load_nla
+from nla.checkpoint.baseline import measure_baseline, store_baseline
 from nla.engine import NLAEngine
 from nla.pipeline import load_target, verbalize_transcript
+from nla.reference import load_reference_texts
 from nla.resolve import DEFAULT_TARGET
 from nla.sampling import SamplingParams
 from nla.transcript import load_transcript, transcript_from_text
@@ -137,3 +139,24 @@ def export_command(
     with console.status("exporting"):
         path = export_released(checkpoint, out, force=force)
     console.print(f"wrote released-format NLA to {path}")
+
+
+@nla_app.command("baseline")
+def baseline_command(
+    checkpoint: Annotated[Path, typer.Argument(help="A local NLA directory (av/ + ar/).")],
+    target: TargetOpt = DEFAULT_TARGET,
+    texts: Annotated[
+        Path | None, typer.Option(help="Reference JSON: [{text} | {messages}]; default: the bundled set.")
+    ] = None,
+) -> None:
+    """Measure the FVE baseline B on reference activations and store it in the NLA's sidecars."""
+    items = load_reference_texts(texts)
+    with console.status("measuring the FVE baseline"):
+        nla = load_nla(str(checkpoint))
+        tgt = load_target(target)
+        nla.check_target(tgt.model, target)
+        value, count = measure_baseline(tgt, nla.meta.layer, nla.meta.mse_scale, items)
+    store_baseline(checkpoint, value, count, f"{target}; {texts or 'bundled reference texts'}")
+    console.print(
+        f"B = {value:.4f} from {count} reference vectors at layer {nla.meta.layer}; stored in {checkpoint}"
+    )
