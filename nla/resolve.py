@@ -126,11 +126,12 @@ def load_causal_lm(
     trust_remote_code: bool = False,
     **overrides: object,
 ) -> PreTrainedModel:
-    """Load ``ref`` as a causal LM in eval mode; ``overrides`` go to ``from_pretrained``."""
+    """Load ``ref`` as a causal LM in eval mode from safetensors weights only (never pickles);
+    ``overrides`` go to ``from_pretrained``."""
     location = resolve_model_location(ref)
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            location, dtype=dtype, trust_remote_code=trust_remote_code, **overrides
+            location, dtype=dtype, trust_remote_code=trust_remote_code, use_safetensors=True, **overrides
         )
     except (OSError, ValueError) as exc:
         raise ModelResolutionError(f"cannot load model {ref!r}: {exc}") from exc

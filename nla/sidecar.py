@@ -8,6 +8,7 @@ Writes schema v2 with the release spellings (``av``/``ar``) plus the top-level l
 
 from __future__ import annotations
 
+import importlib.metadata
 import math
 import os
 from dataclasses import dataclass, replace
@@ -203,6 +204,7 @@ def sidecar_dict(meta: NLAMeta, role: str, **extra: Any) -> dict[str, Any]:
             "critic_suffix_ids": list(meta.critic_suffix_ids) if meta.critic_suffix_ids else None,
         },
         "prompt_templates": {"av": meta.av_template, "ar": meta.ar_template},
+        "created_by": f"nla-workbench {_version()}",
     }
     if meta.fve_baseline is not None:
         data["metrics"] = {
@@ -212,6 +214,13 @@ def sidecar_dict(meta: NLAMeta, role: str, **extra: Any) -> dict[str, Any]:
         }
     data.update(extra)
     return data
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("nla-workbench")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def write_sidecar(path: Path, data: dict[str, Any]) -> None:

@@ -16,7 +16,9 @@ from nla.pipeline import TokenResult
 FORMATS = {".jsonl": "jsonl", ".parquet": "parquet"}
 
 
-def result_rows(results: list[TokenResult], *, checkpoint_id: str, layer: int, untrained: bool) -> list[dict[str, Any]]:
+def result_rows(
+    results: list[TokenResult], *, checkpoint_id: str, layer: int, untrained: bool
+) -> list[dict[str, Any]]:
     """One row per (token, explanation sample)."""
     return [
         {

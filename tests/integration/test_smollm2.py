@@ -13,7 +13,7 @@ import yaml
 
 from nla.activations import extract_activations, residual_stream, tokenize_transcript
 from nla.backends import TransformersBackend
-from nla.checkpoint import load_nla, save_released
+from nla.checkpoint import export_released, load_nla
 from nla.checkpoint.init import cached_init_dir
 from nla.engine import NLAEngine
 from nla.errors import CheckpointError, ModelResolutionError
@@ -103,7 +103,7 @@ def test_corrupted_neighbour_is_refused(tmp_path: Path) -> None:
 
 
 def test_released_export_loads_like_a_release_and_matches(smol_nla, acts, tmp_path: Path) -> None:
-    released = save_released(smol_nla, tmp_path / "released")
+    released = export_released(cached_init_dir(SMOL, 20), tmp_path / "released")
     meta = yaml.safe_load((released / "ar" / "nla_meta.yaml").read_text())
     assert (meta["role"], meta["extraction_layer_index"], meta["d_model"]) == ("ar", 20, 576)
     assert json.loads((released / "ar" / "config.json").read_text())["num_hidden_layers"] == 21

@@ -12,8 +12,8 @@ from safetensors.torch import save_file
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from nla.checkpoint import export_released, load_nla, save_compact, save_released
-from nla.reference import reference_vectors
 from nla.errors import CheckpointError
+from nla.reference import reference_vectors
 from nla.sampling import SamplingParams
 from nla.verbalizer import Verbalizer
 
@@ -180,3 +180,17 @@ def test_baseline_measured_and_stored_for_a_release_without_one(tiny_nla, tiny_d
     assert stored.fve_baseline == pytest.approx(nla.meta.fve_baseline)
     assert stored.fve_baseline_vectors == nla.meta.fve_baseline_vectors == count
     assert yaml.safe_load((out / "av" / "nla_meta.yaml").read_text())["tokens"]["injection_char"] == "●"
+
+
+def test_pickled_weights_are_not_loaded(tiny_dirs, tmp_path: Path) -> None:
+    from nla.errors import ModelResolutionError
+    from nla.resolve import load_causal_lm
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_dirs["llama"])
+    (tmp_path / "pickled").mkdir()
+    model.config.save_pretrained(tmp_path / "pickled")
+    torch.save(
+        model.state_dict(), tmp_path / "pickled" / "pytorch_model.bin"
+    )  # an old-style pickle checkpoint
+    with pytest.raises(ModelResolutionError, match="cannot load model"):
+        load_causal_lm(str(tmp_path / "pickled"))
