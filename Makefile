@@ -15,9 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/nla-workbench nla verbalize --target embedded:smollm2-135m-instruct --checkpoint init \
-		--transcript audits/samples/hidden_motive_chat.json --positions assistant --samples 2 \
-		--out out/demo_verbalizations.parquet --force
+	$(BIN)/nla-workbench demo --db workbench.db
 
 test: setup
 	$(BIN)/pytest -q

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from transformers.utils import logging as hf_logging
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from tiny_models import build_gemma3, build_llama  # noqa: E402
-
-from nla.checkpoint import load_nla  # noqa: E402
-from nla.checkpoint.init import init_nla  # noqa: E402
+from nla.checkpoint import load_nla
+from nla.checkpoint.init import init_nla
+from tests.tiny_models import build_gemma3, build_llama
 
 hf_logging.disable_progress_bar()
 hf_logging.set_verbosity_error()

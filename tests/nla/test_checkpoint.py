@@ -151,7 +151,7 @@ def test_not_a_pair_directory(released: Path) -> None:
 
 
 def test_target_mismatch(tiny_nla, tmp_path: Path) -> None:
-    from tiny_models import build_llama
+    from tests.tiny_models import build_llama
 
     nla = tiny_nla("llama")
     wide = AutoModelForCausalLM.from_pretrained(build_llama(tmp_path / "wide", hidden=96))

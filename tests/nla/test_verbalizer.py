@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-from tiny_models import teach_av
 
 from nla.backends import TransformersBackend
 from nla.checkpoint import load_nla
@@ -10,6 +9,7 @@ from nla.engine import NLAEngine
 from nla.parsing import Status
 from nla.sampling import SamplingParams
 from nla.verbalizer import Verbalizer
+from tests.tiny_models import teach_av
 
 GREEDY = SamplingParams(temperature=0, max_new_tokens=12)
 SAMPLED = SamplingParams(temperature=1.0, top_p=0.9, max_new_tokens=12, seed=7)

@@ -93,7 +93,7 @@ def test_wrong_checkpoint_writes_nothing(tiny_nla, tiny_dirs, chat: Path, tmp_pa
 
 
 def test_d_model_mismatch(tiny_nla, tmp_path: Path, chat: Path) -> None:
-    from tiny_models import build_llama
+    from tests.tiny_models import build_llama
 
     wide = build_llama(tmp_path / "wide", hidden=96)
     ckpt = save_released(tiny_nla("llama"), tmp_path / "nla")

@@ -10,10 +10,15 @@ from rich.text import Text
 from transformers.utils import logging as hf_logging
 
 from nla.errors import NLAError
+from workbench.cli.campaign_commands import campaign_app, demo
+from workbench.cli.db_commands import db_app
 from workbench.cli.nla_commands import nla_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Audit language models with NLAs.")
 app.add_typer(nla_app, name="nla")
+app.add_typer(db_app, name="db")
+app.add_typer(campaign_app, name="campaign")
+app.command("demo")(demo)
 err_console = Console(stderr=True)
 
 

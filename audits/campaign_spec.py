@@ -1,0 +1,201 @@
+"""The campaign spec: what an audit runs, as pydantic models loadable from YAML or built in Python."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from audits.errors import SpecError
+from audits.scenario_library import THEME_IDS, Scenario, select
+from audits.yaml_source import describe_errors, load_model
+from nla.resolve import DEFAULT_TARGET
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class TargetSpec(_Spec):
+    """The model under audit and how its replies are obtained."""
+
+    model: str = DEFAULT_TARGET
+    """Model reference: local directory, Hub id, or ``embedded:<name>``."""
+    replies: Literal["scenario", "generate"] = "scenario"
+    """``scenario``: as each scenario says (given or generated); ``generate``: always let the target
+    write the final assistant turn (a given reply is dropped first)."""
+    max_new_tokens: int = Field(96, ge=1, le=2048)
+    """Length cap of a generated reply, in tokens."""
+    temperature: float = Field(0.0, ge=0)
+    """Sampling temperature of generated replies; 0 is greedy."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """Weights dtype for the target and the NLA."""
+    device: str = "cpu"
+    """Torch device, e.g. ``cpu`` or ``cuda``."""
+    trust_remote_code: bool = False
+    """Allow model repositories to run their own code."""
+
+
+class NLASpec(_Spec):
+    """The NLA that explains the target's activations."""
+
+    checkpoint: str = "init"
+    """An NLA directory (av/ + ar/), a Hub id prefix, or ``init[:LAYER]`` (untrained)."""
+    layer: int | None = Field(None, ge=0)
+    """Layer for an ``init`` NLA; other checkpoints carry their own."""
+    batch_size: int = Field(64, ge=1)
+    """Vectors per verbalizer batch."""
+
+
+class ScenarioSelection(_Spec):
+    """Which scenarios run: library ids and tags, plus scenarios written inline."""
+
+    ids: list[str] = []
+    """Library scenario ids."""
+    tags: list[str] = []
+    """Library tags; every scenario with any of them is included."""
+    inline: list[Scenario] = []
+    """Scenarios defined in the campaign file itself."""
+    controls: bool = True
+    """Run each scenario's paired control beside it."""
+
+
+class TokenSelection(_Spec):
+    """Which token positions of each transcript are explained."""
+
+    roles: list[Literal["system", "user", "assistant"]] = ["assistant"]
+    """Content tokens of these roles are candidates."""
+    stride: int = Field(1, ge=1)
+    """Keep every n-th candidate."""
+    max_per_transcript: int | None = Field(64, ge=1)
+    """Cap per transcript (evenly spaced over the candidates); null for no cap."""
+
+
+class SamplingSpec(_Spec):
+    """How explanations are sampled."""
+
+    samples: int = Field(2, ge=1, le=32)
+    """Explanations per activation (agreement across samples is evidence)."""
+    temperature: float = Field(1.0, ge=0)
+    """Sampling temperature; 0 is greedy."""
+    top_p: float = Field(0.95, gt=0, le=1)
+    """Nucleus sampling mass."""
+    max_new_tokens: int = Field(48, ge=1, le=512)
+    """Explanation length cap, in tokens."""
+
+
+class Budgets(_Spec):
+    """Limits after which the runner stops scheduling and keeps a valid partial result."""
+
+    max_vectors: int | None = Field(None, ge=1)
+    """Most activations to verbalize in the campaign."""
+    max_wall_seconds: float | None = Field(None, gt=0)
+    """Most wall-clock seconds per run."""
+
+
+class CampaignSpec(_Spec):
+    """An audit campaign: target, NLA, scenarios and conditions, token selection, sampling, budgets."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    """Short unique name (lower-case letters, digits, ``-`` and ``_``)."""
+    description: str = ""
+    """What the campaign is for."""
+    target: TargetSpec = TargetSpec()
+    """The model under audit."""
+    nla: NLASpec = NLASpec()
+    """The NLA used to explain activations."""
+    scenarios: ScenarioSelection
+    """The scenarios to run."""
+    conditions: dict[str, list[str]] = {}
+    """Factorial grid: slot name -> condition values to run (default: every value a scenario declares)."""
+    tokens: TokenSelection = TokenSelection()
+    """Token positions to explain."""
+    sampling: SamplingSpec = SamplingSpec()
+    """Explanation sampling."""
+    themes: list[str] = []
+    """Audit theme ids to score explanations for."""
+    budgets: Budgets = Budgets()
+    """Stopping limits."""
+    seed: int = 0
+    """Seed for reply generation and explanation sampling."""
+
+    @field_validator("themes")
+    @classmethod
+    def _known_themes(cls, themes: list[str]) -> list[str]:
+        unknown = sorted(set(themes) - set(THEME_IDS))
+        if unknown:
+            raise ValueError(f"unknown theme(s) {unknown}; valid: {', '.join(THEME_IDS)}")
+        return themes
+
+    @field_validator("scenarios")
+    @classmethod
+    def _scenarios_exist(cls, selection: ScenarioSelection, info: ValidationInfo) -> ScenarioSelection:
+        library = (info.context or {}).get("library")
+        if library is not None:
+            selected_scenarios(selection, library)
+        return selection
+
+    @field_validator("conditions")
+    @classmethod
+    def _conditions_exist(
+        cls, conditions: dict[str, list[str]], info: ValidationInfo
+    ) -> dict[str, list[str]]:
+        library = (info.context or {}).get("library")
+        selection = info.data.get("scenarios")
+        if library is not None and selection is not None:
+            check_conditions(conditions, selected_scenarios(selection, library))
+        return conditions
+
+    def spec_hash(self) -> str:
+        """sha256 of the canonical JSON of the spec: equal specs, equal hashes."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+    def canonical_json(self) -> str:
+        """The spec as sorted, compact JSON (what the store keeps)."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+
+def selected_scenarios(selection: ScenarioSelection, library: dict[str, Scenario]) -> list[Scenario]:
+    """Library scenarios named by ids or tags, then the inline ones; never empty."""
+    named = select(library, selection.ids, selection.tags) if (selection.ids or selection.tags) else []
+    clash = sorted({s.id for s in selection.inline} & set(library))
+    if clash:
+        raise ValueError(f"inline scenario id(s) {clash} collide with library scenarios")
+    scenarios = [*named, *selection.inline]
+    if not scenarios:
+        raise ValueError("selects nothing: give library ids, tags, or inline scenarios")
+    return scenarios
+
+
+def check_conditions(conditions: dict[str, list[str]], scenarios: list[Scenario]) -> None:
+    """Every condition slot belongs to a selected scenario, every value to that slot."""
+    declared: dict[str, set[str]] = {}
+    for scenario in scenarios:
+        for slot, values in scenario.conditions.items():
+            declared.setdefault(slot, set()).update(values)
+    for slot, values in conditions.items():
+        if slot not in declared:
+            raise ValueError(
+                f"condition {slot!r} is not a slot of any selected scenario; valid: {sorted(declared)}"
+            )
+        unknown = sorted(set(values) - declared[slot])
+        if unknown:
+            raise ValueError(f"condition {slot}: unknown value(s) {unknown}; valid: {sorted(declared[slot])}")
+        if not values:
+            raise ValueError(f"condition {slot}: give at least one value")
+
+
+def load_campaign(path: Path, library: dict[str, Scenario]) -> CampaignSpec:
+    """Read and fully validate a campaign YAML file against the scenario library."""
+    return load_model(Path(path), CampaignSpec, library=library)
+
+
+def campaign_from_dict(data: dict[str, Any], library: dict[str, Scenario]) -> CampaignSpec:
+    """Validate a campaign given as a Python dict (the same checks as a YAML file)."""
+    try:
+        return CampaignSpec.model_validate(data, context={"library": library})
+    except ValidationError as exc:
+        raise SpecError(describe_errors(Path("<campaign>"), exc, {})) from exc

@@ -1,0 +1,124 @@
+"""What a campaign's store holds: counts per stage and status, budget used, runs, an ETA."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import distinct, func, select
+
+from audits.runner import load_campaign_spec
+from audits.scenario_library import Scenario
+from audits.store import (
+    SQLAActivation,
+    SQLACampaign,
+    SQLAExplanation,
+    SQLARun,
+    SQLATokenPosition,
+    SQLATranscript,
+    SQLAVariant,
+    Store,
+)
+
+
+@dataclass(frozen=True)
+class CampaignStatus:
+    """Counts for one campaign."""
+
+    name: str
+    variants: int
+    transcripts: dict[str, int]
+    activations: int
+    distinct_activations: int
+    explanations: dict[str, int]
+    expected_explanations: int
+    max_vectors: int | None
+    runs: list[tuple[int, str, datetime, datetime | None]]
+    eta_seconds: float | None
+    """Remaining explanations at the last run's rate; None when unknown or nothing remains."""
+    untrained: bool
+    """The latest run used an untrained (``init``) NLA."""
+
+    @property
+    def explained(self) -> int:
+        return sum(self.explanations.values())
+
+
+def campaign_status(store: Store, name: str, library: dict[str, Scenario]) -> CampaignStatus:
+    """Read a campaign's progress from the store (short read transactions only)."""
+    campaign_id, spec = load_campaign_spec(store, name, library)
+    with store.session() as s:
+        in_campaign = SQLAVariant.campaign_id == campaign_id
+        variants = s.scalar(select(func.count()).select_from(SQLAVariant).where(in_campaign)) or 0
+        transcripts = dict(
+            s.execute(
+                select(SQLATranscript.status, func.count())
+                .join(SQLAVariant, SQLAVariant.id == SQLATranscript.variant_id)
+                .where(in_campaign)
+                .group_by(SQLATranscript.status)
+            ).all()
+        )
+        acts = (
+            select(SQLAActivation.activation_key)
+            .join(SQLATokenPosition, SQLATokenPosition.id == SQLAActivation.token_position_id)
+            .join(SQLATranscript, SQLATranscript.id == SQLATokenPosition.transcript_id)
+            .join(SQLAVariant, SQLAVariant.id == SQLATranscript.variant_id)
+            .where(in_campaign)
+        )
+        n_acts = s.scalar(select(func.count()).select_from(acts.subquery())) or 0
+        keys = acts.subquery()
+        n_distinct = s.scalar(select(func.count(distinct(keys.c.activation_key)))) or 0
+        runs = s.execute(
+            select(SQLARun.id, SQLARun.status, SQLARun.started_at, SQLARun.finished_at)
+            .where(SQLARun.campaign_id == campaign_id)
+            .order_by(SQLARun.id)
+        ).all()
+        run_ids = [r[0] for r in runs]
+        explanations = dict(
+            s.execute(
+                select(SQLAExplanation.status, func.count())
+                .where(SQLAExplanation.run_id.in_(run_ids))
+                .group_by(SQLAExplanation.status)
+            ).all()
+        )
+        last_rate = _last_rate(s, runs)
+        provenance = s.scalar(
+            select(SQLARun.provenance_json)
+            .where(SQLARun.campaign_id == campaign_id)
+            .order_by(SQLARun.id.desc())
+            .limit(1)
+        )
+    cap = spec.budgets.max_vectors
+    expected = min(n_distinct, cap or n_distinct) * spec.sampling.samples
+    remaining = max(expected - sum(explanations.values()), 0)
+    eta = remaining / last_rate if last_rate and remaining else None
+    return CampaignStatus(
+        spec.name, variants, transcripts, n_acts, n_distinct, explanations, expected, cap,
+        [tuple(r) for r in runs], eta, bool(provenance) and provenance["nla_meta"]["stage"] == "init",
+    )  # fmt: skip
+
+
+def _last_rate(session, runs) -> float | None:
+    """Explanations per second of the most recent run that wrote any."""
+    for run_id, _, started, finished in reversed(runs):
+        count = session.scalar(select(func.count()).where(SQLAExplanation.run_id == run_id)) or 0
+        last = session.scalar(
+            select(func.max(SQLAExplanation.created_at)).where(SQLAExplanation.run_id == run_id)
+        )
+        if count and last:
+            seconds = ((finished or last) - started).total_seconds()
+            return count / seconds if seconds > 0 else None
+    return None
+
+
+def campaign_names(store: Store) -> list[tuple[str, str, datetime]]:
+    """Every campaign's name, description and creation time."""
+    with store.session() as s:
+        return [
+            tuple(r)
+            for r in s.execute(
+                select(SQLACampaign.name, SQLACampaign.description, SQLACampaign.created_at).order_by(
+                    SQLACampaign.name
+                )
+            ).all()
+        ]

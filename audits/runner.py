@@ -1,0 +1,370 @@
+"""The campaign runner: render variants -> target transcripts -> activations -> explanations -> store.
+
+Every stage commits per unit (a transcript, a transcript's activations, a batch of explanations)
+and only does work that is missing, so a run that is interrupted (Ctrl-C, kill -9) resumes where
+it stopped without losing or duplicating rows. Explanations are content-addressed by
+(checkpoint, activation key, sampling key, sample index)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+import torch
+from sqlalchemy import exists, select
+
+from audits.campaign_spec import CampaignSpec
+from audits.errors import SpecError
+from audits.provenance import run_provenance
+from audits.scenario_library import Scenario
+from audits.store import (
+    SQLAActivation,
+    SQLACampaign,
+    SQLAExplanation,
+    SQLAMessage,
+    SQLARun,
+    SQLATokenPosition,
+    SQLATranscript,
+    SQLAVariant,
+    Store,
+    activation_key,
+    blob_to_vector,
+    insert_ignore,
+    json_key,
+    vector_to_blob,
+)
+from audits.token_selection import select_tokens
+from audits.variants import Variant, expand_variants
+from nla.activations import check_context, generate_reply, residual_stream, tokenize_transcript
+from nla.backends import TransformersBackend
+from nla.checkpoint import NLA, load_nla
+from nla.engine import Explanation, NLAEngine
+from nla.errors import TranscriptError
+from nla.pipeline import Target, load_target
+from nla.sampling import SamplingParams
+from nla.transcript import Message, Transcript
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class Stage(Protocol):
+    """Progress for one stage: told its total once, then advanced as units finish."""
+
+    def set_total(self, total: int) -> None: ...
+
+    def advance(self, n: int = 1) -> None: ...
+
+
+@dataclass
+class _Silent:
+    def set_total(self, total: int) -> None:
+        """Ignore the total."""
+
+    def advance(self, n: int = 1) -> None:
+        """Ignore progress."""
+
+
+StageFactory = Callable[[str], AbstractContextManager[Stage]]
+
+
+@contextmanager
+def silent_stage(name: str) -> Iterator[Stage]:
+    """A stage that reports nowhere (library use, tests)."""
+    yield _Silent()
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended."""
+
+    run_id: int
+    status: str
+    new_explanations: int
+
+
+def register_campaign(store: Store, spec: CampaignSpec) -> int:
+    """Store a campaign spec under its name; the same name with a different spec is refused."""
+    with store.session() as session:
+        existing = session.scalar(select(SQLACampaign).where(SQLACampaign.name == spec.name))
+        if existing is not None:
+            if existing.spec_hash != spec.spec_hash():
+                raise SpecError(
+                    f"campaign {spec.name!r} is already registered with a different spec "
+                    f"({existing.spec_hash[:12]} vs {spec.spec_hash()[:12]}); give the changed spec a new name"
+                )
+            return existing.id
+        row = SQLACampaign(
+            name=spec.name,
+            description=spec.description,
+            spec_json=spec.model_dump(mode="json"),
+            spec_hash=spec.spec_hash(),
+        )
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def load_campaign_spec(store: Store, name: str, library: dict[str, Scenario]) -> tuple[int, CampaignSpec]:
+    """A registered campaign's id and spec."""
+    with store.session() as session:
+        row = session.scalar(select(SQLACampaign).where(SQLACampaign.name == name))
+        known = session.scalars(select(SQLACampaign.name).order_by(SQLACampaign.name)).all()
+    if row is None:
+        raise SpecError(f"no campaign named {name!r} in {store.name}; known: {', '.join(known) or 'none'}")
+    return row.id, CampaignSpec.model_validate(row.spec_json, context={"library": library})
+
+
+class CampaignRunner:
+    """Runs one campaign against one store."""
+
+    def __init__(
+        self, store: Store, name: str, library: dict[str, Scenario], stage: StageFactory = silent_stage
+    ):
+        self.store, self.library, self.stage = store, library, stage
+        self.campaign_id, self.spec = load_campaign_spec(store, name, library)
+        self.sampling = SamplingParams(
+            self.spec.sampling.temperature,
+            self.spec.sampling.top_p,
+            self.spec.sampling.max_new_tokens,
+            self.spec.seed,
+        )
+        self.sampling_key = json_key(self.sampling.as_dict())
+        self.deadline: float | None = None
+
+    def run(self) -> RunResult:
+        """Do all missing work; the run row records how it ended."""
+        spec = self.spec
+        started = time.monotonic()
+        if spec.budgets.max_wall_seconds:
+            self.deadline = started + spec.budgets.max_wall_seconds
+        variants = expand_variants(spec, self.library)
+        dtype = DTYPES[spec.target.dtype]
+        opts = {
+            "dtype": dtype,
+            "device": spec.target.device,
+            "trust_remote_code": spec.target.trust_remote_code,
+        }
+        target = load_target(spec.target.model, **opts)
+        nla = load_nla(spec.nla.checkpoint, target_ref=spec.target.model, layer=spec.nla.layer, **opts)
+        nla.check_target(target.model, spec.target.model)  # every check passes before anything is written
+        self._store_variants(variants)
+        run_id = self._open_run(nla)
+        status, new = "failed", 0
+        try:
+            self._transcripts(target, variants)
+            self._activations(target, nla)
+            new, status = self._explanations(run_id, nla)
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            self._close_run(run_id, status)
+        return RunResult(run_id, status, new)
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    def _store_variants(self, variants: list[Variant]) -> None:
+        rows = [
+            {
+                "campaign_id": self.campaign_id,
+                "variant_key": v.key,
+                "scenario_id": v.scenario_id,
+                "scenario_version": v.scenario_version,
+                "is_control": v.is_control,
+                "conditions_json": v.conditions,
+            }  # fmt: skip
+            for v in variants
+        ]
+        with self.store.session() as session:
+            insert_ignore(session, SQLAVariant, rows)
+
+    def _open_run(self, nla: NLA) -> int:
+        provenance = run_provenance(
+            spec=self.spec.model_dump(mode="json"), spec_hash=self.spec.spec_hash(), seed=self.spec.seed,
+            target=self.spec.target.model, checkpoint_id=nla.id, nla_meta=_meta_dict(nla),
+            sampling=self.sampling.as_dict(), sampling_key=self.sampling_key,
+        )  # fmt: skip
+        with self.store.session() as session:
+            run = SQLARun(campaign_id=self.campaign_id, provenance_json=provenance, executor="in-process")
+            session.add(run)
+            session.flush()
+            return run.id
+
+    def _close_run(self, run_id: int, status: str) -> None:
+        with self.store.session() as session:
+            run = session.get(SQLARun, run_id)
+            run.status, run.finished_at = status, datetime.now(UTC)
+
+    def _out_of_time(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
+
+    # -- stage 1: transcripts ----------------------------------------------------------------
+    def _transcripts(self, target: Target, variants: list[Variant]) -> None:
+        by_key = {v.key: v for v in variants}
+        with self.store.session() as session:
+            todo = session.execute(
+                select(SQLAVariant.id, SQLAVariant.variant_key)
+                .where(SQLAVariant.campaign_id == self.campaign_id)
+                .where(~exists().where(SQLATranscript.variant_id == SQLAVariant.id))
+                .order_by(SQLAVariant.id)
+            ).all()
+        with self.stage("transcripts") as stage:
+            stage.set_total(len(todo))
+            for variant_id, key in todo:
+                if self._out_of_time():
+                    return
+                transcript, status = self._transcript_for(target, by_key[key])
+                self._store_transcript(variant_id, transcript, status, by_key[key].generate_reply)
+                stage.advance(1)
+
+    def _transcript_for(self, target: Target, variant: Variant) -> tuple[Transcript, str]:
+        spec = self.spec.target
+        try:
+            if not variant.generate_reply:
+                ids = target.tokenizer.apply_chat_template(variant.transcript.as_chat(), return_dict=False)
+                check_context(target.model, len(ids), variant.key)
+                return variant.transcript, "ok"
+            replied = generate_reply(
+                target.model, target.tokenizer, variant.transcript,
+                max_new_tokens=spec.max_new_tokens, temperature=spec.temperature, seed=self.spec.seed,
+            )  # fmt: skip
+        except TranscriptError:
+            return variant.transcript, "too_long"
+        return replied, "ok" if replied.messages[-1].content.strip() else "target_empty"
+
+    def _store_transcript(
+        self, variant_id: int, transcript: Transcript, status: str, generated: bool
+    ) -> None:
+        with self.store.session() as session:
+            row = SQLATranscript(
+                variant_id=variant_id, source="generated" if generated else "given", status=status
+            )
+            session.add(row)
+            session.flush()
+            session.add_all(
+                SQLAMessage(transcript_id=row.id, message_index=i, role=m.role, content=m.content)
+                for i, m in enumerate(transcript.messages)
+            )
+
+    # -- stage 2: activations ----------------------------------------------------------------
+    def _activations(self, target: Target, nla: NLA) -> None:
+        with self.store.session() as session:
+            todo = session.scalars(
+                select(SQLATranscript.id)
+                .join(SQLAVariant, SQLAVariant.id == SQLATranscript.variant_id)
+                .where(SQLAVariant.campaign_id == self.campaign_id, SQLATranscript.status == "ok")
+                .where(~exists().where(SQLATokenPosition.transcript_id == SQLATranscript.id))
+                .order_by(SQLATranscript.id)
+            ).all()
+        with self.stage("activations") as stage:
+            stage.set_total(len(todo))
+            for transcript_id in todo:
+                if self._out_of_time():
+                    return
+                self._store_activations(target, nla, transcript_id)
+                stage.advance(1)
+
+    def _store_activations(self, target: Target, nla: NLA, transcript_id: int) -> None:
+        with self.store.session() as session:
+            messages = session.scalars(
+                select(SQLAMessage)
+                .where(SQLAMessage.transcript_id == transcript_id)
+                .order_by(SQLAMessage.message_index)
+            ).all()
+            transcript = Transcript(
+                tuple(Message(m.role, m.content) for m in messages), f"transcript {transcript_id}"
+            )
+            tokenized = tokenize_transcript(target.tokenizer, transcript)
+            chosen = select_tokens(tokenized.tokens, self.spec.tokens)
+            stream = residual_stream(target.model, tokenized.input_ids, nla.meta.layer) if chosen else None
+            positions = {}
+            for t in tokenized.tokens:
+                row = SQLATokenPosition(
+                    transcript_id=transcript_id, position=t.position, token_id=t.token_id, token_text=t.text,
+                    role=t.role, message_index=t.message_index, in_content=t.in_content, is_special=t.is_special,
+                )  # fmt: skip
+                session.add(row)
+                positions[t.position] = row
+            session.flush()
+            for p in chosen:
+                blob = vector_to_blob(stream[p])
+                session.add(
+                    SQLAActivation(
+                        token_position_id=positions[p].id,
+                        model_ref=self.spec.target.model,
+                        layer=nla.meta.layer,
+                        activation_key=activation_key(blob),
+                        d_model=nla.meta.d_model,
+                        norm=float(stream[p].norm()),
+                        vector=blob,
+                    )  # fmt: skip
+                )
+
+    # -- stage 3: explanations ---------------------------------------------------------------
+    def _pending_vectors(self, nla: NLA) -> tuple[list[tuple[str, bytes]], int]:
+        """Distinct activations still missing samples, and how many distinct ones are already done."""
+        samples = self.spec.sampling.samples
+        with self.store.session() as session:
+            activations = session.execute(
+                select(SQLAActivation.activation_key, SQLAActivation.vector)
+                .join(SQLATokenPosition, SQLATokenPosition.id == SQLAActivation.token_position_id)
+                .join(SQLATranscript, SQLATranscript.id == SQLATokenPosition.transcript_id)
+                .join(SQLAVariant, SQLAVariant.id == SQLATranscript.variant_id)
+                .where(SQLAVariant.campaign_id == self.campaign_id, SQLAActivation.layer == nla.meta.layer)
+                .order_by(SQLAActivation.id)
+            ).all()
+            done = session.execute(
+                select(SQLAExplanation.activation_key, SQLAExplanation.sample_index).where(
+                    SQLAExplanation.checkpoint_id == nla.id, SQLAExplanation.sampling_key == self.sampling_key
+                )
+            ).all()
+        have: dict[str, int] = {}
+        for key, _ in done:
+            have[key] = have.get(key, 0) + 1
+        distinct = dict(activations)  # identical vectors (e.g. a shared system prompt) are explained once
+        pending = [(k, v) for k, v in distinct.items() if have.get(k, 0) < samples]
+        return pending, sum(1 for k in distinct if have.get(k, 0) >= samples)
+
+    def _explanations(self, run_id: int, nla: NLA) -> tuple[int, str]:
+        pending, done = self._pending_vectors(nla)
+        status = "completed"
+        cap = self.spec.budgets.max_vectors
+        if cap is not None and done + len(pending) > cap:
+            pending, status = pending[: max(cap - done, 0)], "budget_exhausted"
+        engine = NLAEngine(TransformersBackend(nla, batch_size=self.spec.nla.batch_size))
+        samples, batch = self.spec.sampling.samples, self.spec.nla.batch_size
+        new = 0
+        with self.stage("explanations") as stage:
+            stage.set_total(len(pending) * samples)
+            for start in range(0, len(pending), batch):
+                if self._out_of_time():
+                    return new, "budget_exhausted"
+                chunk = pending[start : start + batch]
+                vectors = torch.stack(
+                    [torch.from_numpy(blob_to_vector(b, nla.meta.d_model)) for _, b in chunk]
+                )
+                began = time.perf_counter()
+                results = engine.explain(vectors, self.sampling, samples=samples, progress=stage.advance)
+                seconds = (time.perf_counter() - began) / max(len(results), 1)
+                rows = [_explanation_row(run_id, nla.id, self.sampling_key, r, seconds) for r in results]
+                with self.store.session() as session:
+                    new += insert_ignore(session, SQLAExplanation, rows)
+        return new, status
+
+
+def _explanation_row(
+    run_id: int, checkpoint_id: str, sampling_key: str, r: Explanation, seconds: float
+) -> dict:
+    return {
+        "run_id": run_id, "checkpoint_id": checkpoint_id, "activation_key": r.vector_digest,
+        "sampling_key": sampling_key, "sample_index": r.sample_index, "text": r.text, "raw_output": r.raw,
+        "status": str(r.status), "finish": r.finish, "n_tokens": r.n_tokens, "cos": r.cos, "mse": r.mse,
+        "fve": r.fve, "generation_seconds": seconds,
+    }  # fmt: skip
+
+
+def _meta_dict(nla: NLA) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(nla.meta).items()}

@@ -1,0 +1,46 @@
+"""The audit store: SQL tables (SQLite by default, PostgreSQL by URL), migrations and helpers."""
+
+from audits.store.db import Store, check_schema, insert_ignore, open_store
+from audits.store.errors import StoreError
+from audits.store.keys import canonical_json, json_key
+from audits.store.migrate import current_revision, downgrade, head_revision, upgrade
+from audits.store.orm import (
+    Base,
+    SQLAActivation,
+    SQLACampaign,
+    SQLAExplanation,
+    SQLAMessage,
+    SQLAReview,
+    SQLARun,
+    SQLATokenPosition,
+    SQLATranscript,
+    SQLAVariant,
+)
+from audits.store.vectors import activation_key, blob_to_vector, vector_to_blob
+
+__all__ = [
+    "Base",
+    "SQLAActivation",
+    "SQLACampaign",
+    "SQLAExplanation",
+    "SQLAMessage",
+    "SQLAReview",
+    "SQLARun",
+    "SQLATokenPosition",
+    "SQLATranscript",
+    "SQLAVariant",
+    "Store",
+    "StoreError",
+    "activation_key",
+    "blob_to_vector",
+    "canonical_json",
+    "check_schema",
+    "current_revision",
+    "downgrade",
+    "head_revision",
+    "insert_ignore",
+    "json_key",
+    "open_store",
+    "upgrade",
+    "vector_to_blob",
+]

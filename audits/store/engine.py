@@ -1,0 +1,107 @@
+"""Engines for the store: a file path means SQLite, anything with ``://`` is a SQLAlchemy URL."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy.engine import URL, make_url
+
+from audits.store.errors import StoreError
+
+
+def resolve_url(url_or_path: str) -> URL:
+    """A SQLAlchemy URL for a URL string, or a SQLite URL with the absolute path of a plain file path."""
+    if "://" not in url_or_path:
+        return URL.create("sqlite", database=str(Path(url_or_path).expanduser().resolve()))
+    try:
+        return make_url(url_or_path)
+    except exc.ArgumentError:
+        raise StoreError(
+            f"{display_name(url_or_path)} is neither a file path nor a valid database URL"
+        ) from None
+
+
+def display_name(url_or_path: str) -> str:
+    """How to name a database in messages: the path as given, or the URL with its password masked."""
+    if "://" not in url_or_path:
+        return url_or_path
+    try:
+        return make_url(url_or_path).render_as_string(hide_password=True)
+    except exc.ArgumentError:
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url_or_path)
+
+
+def sqlite_file(url: URL) -> Path | None:
+    """The database file of a SQLite URL; None for other backends, in-memory and ``uri=true`` URLs."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") or url.query.get("uri"):
+        return None
+    return Path(url.database).resolve()
+
+
+def make_engine(url_or_path: str, *, migrating: bool = False) -> Engine:
+    """An engine for the store; SQLite gets WAL, a busy timeout and, unless migrating, foreign keys.
+
+    A migrating engine leaves SQLite foreign keys off (batch migrations rebuild referenced tables;
+    ``migrations/env.py`` runs ``PRAGMA foreign_key_check`` before committing) and makes each
+    transaction ``BEGIN IMMEDIATE``, so DDL is transactional: a failed migration leaves nothing behind.
+    """
+    shown = display_name(url_or_path)
+    url = resolve_url(url_or_path)
+    path = sqlite_file(url)
+    if path is not None:
+        _check_sqlite_path(path, shown)
+    try:
+        engine = create_engine(url)
+    except (exc.NoSuchModuleError, ImportError) as error:
+        hint = " (pip install 'psycopg[binary]')" if url.get_backend_name() == "postgresql" else ""
+        raise StoreError(
+            f"cannot open database {shown}: its driver is not installed ({error}); install it{hint}"
+        ) from None
+    if url.get_backend_name() == "sqlite":
+        _configure_sqlite(engine, foreign_keys=not migrating, transactional_ddl=migrating)
+    return engine
+
+
+def _check_sqlite_path(path: Path, shown: str) -> None:
+    if path.is_dir():
+        raise StoreError(f"cannot open database {shown}: {path} is a directory")
+    if not path.parent.is_dir():
+        raise StoreError(f"cannot open database {shown}: directory {path.parent} does not exist")
+    if not path.exists() and not os.access(path.parent, os.W_OK):
+        raise StoreError(f"cannot create database {shown}: directory {path.parent} is not writable")
+
+
+def _configure_sqlite(engine: Engine, *, foreign_keys: bool, transactional_ddl: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        if transactional_ddl:
+            dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself, below
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
+        cursor.close()
+
+    if transactional_ddl:
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextmanager
+def database_errors(name: str, doing: str, password: str | None = None) -> Iterator[None]:
+    """Turn a driver error (unreachable server, unwritable file...) into one StoreError naming the database."""
+    try:
+        yield
+    except exc.DBAPIError as error:
+        reason = " ".join(str(error.orig).split())
+        if password:
+            reason = reason.replace(password, "***")
+        raise StoreError(f"cannot {doing} database {name}: {reason}") from error

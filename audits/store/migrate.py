@@ -1,0 +1,123 @@
+"""Schema migrations of the store, driven programmatically through Alembic (``migrations/`` at the repo top)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Connection
+
+from audits.store.engine import database_errors, display_name, make_engine, resolve_url, sqlite_file
+from audits.store.errors import StoreError
+
+# audits/store/migrate.py -> the repository root. Not ``audits.__file__``: under pytest, tests/ is on
+# sys.path and tests/audits/ can shadow the package as a namespace package without a __file__.
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    return config
+
+
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_config())
+
+
+def head_revision() -> str:
+    """The newest schema revision this code knows."""
+    head = _scripts().get_current_head()
+    if head is None:
+        raise StoreError(f"no migrations found in {MIGRATIONS_DIR}")
+    return head
+
+
+def is_known_revision(revision: str) -> bool:
+    """Whether ``revision`` is one of this code's migrations."""
+    try:
+        return _scripts().get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+def revision_of(connection: Connection) -> str | None:
+    """The schema revision stamped in a database; None if it was never migrated."""
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def current_revision(url_or_path: str) -> str | None:
+    """The schema revision of a database; None if it was never migrated (a missing SQLite file is not created)."""
+    engine = make_engine(url_or_path)  # checks the directory of a SQLite file; connects to nothing yet
+    path = sqlite_file(engine.url)
+    if path is not None and not path.exists():
+        return None
+    name = display_name(url_or_path)
+    try:
+        with database_errors(name, "read", engine.url.password), engine.connect() as connection:
+            return revision_of(connection)
+    finally:
+        engine.dispose()
+
+
+def check_revision(current: str | None, name: str) -> None:
+    """Raise StoreError unless a database named ``name`` at ``current`` is at this code's head."""
+    head = head_revision()
+    if current == head:
+        return
+    if current is None:
+        raise StoreError(f"database {name} is not initialised: run `nla-workbench db upgrade --db {name}`")
+    if not is_known_revision(current):
+        raise StoreError(
+            f"database {name} is at schema revision {current}, newer than this version of nla-workbench "
+            f"knows (head {head}): upgrade nla-workbench"
+        )
+    raise StoreError(
+        f"database {name} is at schema revision {current}, older than this code's head {head}: "
+        f"run `nla-workbench db upgrade --db {name}`"
+    )
+
+
+def upgrade(url_or_path: str, revision: str = "head") -> None:
+    """Create or upgrade the schema to ``revision`` in one transaction; a new SQLite file is removed on failure."""
+    _migrate(url_or_path, "upgrade", revision)
+
+
+def downgrade(url_or_path: str, revision: str) -> None:
+    """Downgrade the schema to ``revision`` (``base`` drops every table) in one transaction."""
+    _migrate(url_or_path, "downgrade", revision)
+
+
+def _migrate(url_or_path: str, action: str, revision: str) -> None:
+    name = display_name(url_or_path)
+    url = resolve_url(url_or_path)
+    path = sqlite_file(url)
+    fresh = path is not None and not path.exists()
+    engine = make_engine(url_or_path, migrating=True)
+    config = _config()
+    try:
+        with database_errors(name, action, url.password), engine.begin() as connection:
+            current = revision_of(connection)
+            if current is not None and not is_known_revision(current):
+                check_revision(current, name)
+            config.attributes["connection"] = connection
+            try:
+                getattr(command, action)(config, revision)
+            except CommandError as error:
+                raise StoreError(f"cannot {action} database {name}: {error}") from None
+    except BaseException:
+        if fresh and path is not None:
+            engine.dispose()
+            _remove_sqlite(path)
+        raise
+    finally:
+        engine.dispose()
+
+
+def _remove_sqlite(path: Path) -> None:
+    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        leftover.unlink(missing_ok=True)

@@ -1,0 +1,230 @@
+"""SQL tables of the audit store (SQLAlchemy 2 typed ORM; the pydantic domain models live elsewhere).
+
+Activation vectors are stored in ``activations.vector`` as float32 little-endian blobs, written in
+the same transaction as their rows. The database is then one consistency domain: an explanation's
+``activation_key`` always resolves to the exact vector it was made from, so any explanation can be
+re-verbalized or re-scored from the store alone. A blob is small (~2.3 KB at d_model=576,
+~14 KB at d_model=3584); a Parquet side file would need its own content-hash bookkeeping and could
+drift from the database (a crash between the two writes, a copied DB without its side file).
+
+Every constraint is named by ``NAMING_CONVENTION`` so Alembic migrations refer to stable names.
+Timestamps are timezone-aware UTC on every backend (SQLite stores no offset; ``UTCDateTime`` adds it
+back on read). Explanations point at their vector by content (``activation_key``), not by row: the
+same vector at several token positions is explained once per (checkpoint, sampling, sample).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s__%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s__%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s__%(constraint_name)s",
+    "fk": "fk_%(table_name)s__%(column_0_N_name)s__%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+RUN_STATUSES = ("running", "completed", "interrupted", "failed", "budget_exhausted")
+TRANSCRIPT_SOURCES = ("given", "generated")
+SHA256_HEX = String(64)
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime stored as UTC; naive datetimes are refused on write."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert to UTC before storing."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()}: give a timezone-aware (UTC) datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Return an aware UTC datetime whatever the backend gives back."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base: named constraints, aware UTC timestamps, JSON for dict columns."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class SQLACampaign(Base):
+    """A campaign, with its validated spec as JSON and the spec's sha256."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String, unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    spec_json: Mapped[dict[str, Any]]
+    spec_hash: Mapped[str] = mapped_column(SHA256_HEX)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SQLARun(Base):
+    """One execution of a campaign, with everything needed to reproduce it."""
+
+    __tablename__ = "runs"
+    __table_args__ = (CheckConstraint(_in("status", RUN_STATUSES), name="status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String, default="running")
+    provenance_json: Mapped[dict[str, Any]]
+    executor: Mapped[str] = mapped_column(String)
+
+
+class SQLAVariant(Base):
+    """One expanded scenario variant of a campaign (a cell of its factorial design)."""
+
+    __tablename__ = "variants"
+    __table_args__ = (UniqueConstraint("campaign_id", "variant_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    variant_key: Mapped[str] = mapped_column(String)
+    scenario_id: Mapped[str] = mapped_column(String)
+    scenario_version: Mapped[int]
+    is_control: Mapped[bool] = mapped_column(default=False)
+    conditions_json: Mapped[dict[str, Any]]
+
+
+class SQLATranscript(Base):
+    """The chat a variant produced or was given (one per variant), with its status."""
+
+    __tablename__ = "transcripts"
+    __table_args__ = (CheckConstraint(_in("source", TRANSCRIPT_SOURCES), name="source"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id"), unique=True)
+    source: Mapped[str] = mapped_column(String)
+    status: Mapped[str] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SQLAMessage(Base):
+    """One message of a transcript, in order."""
+
+    __tablename__ = "messages"
+    __table_args__ = (UniqueConstraint("transcript_id", "message_index"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transcript_id: Mapped[int] = mapped_column(ForeignKey("transcripts.id"))
+    message_index: Mapped[int]
+    role: Mapped[str] = mapped_column(String)
+    content: Mapped[str] = mapped_column(Text)
+
+
+class SQLATokenPosition(Base):
+    """One token of a templated transcript, attributed to its message and role."""
+
+    __tablename__ = "token_positions"
+    __table_args__ = (UniqueConstraint("transcript_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transcript_id: Mapped[int] = mapped_column(ForeignKey("transcripts.id"))
+    position: Mapped[int]
+    token_id: Mapped[int]
+    token_text: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String)
+    message_index: Mapped[int]
+    in_content: Mapped[bool]
+    is_special: Mapped[bool]
+
+
+class SQLAActivation(Base):
+    """A residual-stream vector at one token position, model and layer, keyed by its content."""
+
+    __tablename__ = "activations"
+    __table_args__ = (UniqueConstraint("token_position_id", "model_ref", "layer"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_position_id: Mapped[int] = mapped_column(ForeignKey("token_positions.id"))
+    model_ref: Mapped[str] = mapped_column(String)
+    layer: Mapped[int]
+    activation_key: Mapped[str] = mapped_column(SHA256_HEX, index=True)
+    d_model: Mapped[int]
+    norm: Mapped[float]
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class SQLAExplanation(Base):
+    """One NLA explanation, content-addressed by (checkpoint, activation, sampling, sample index)."""
+
+    __tablename__ = "explanations"
+    __table_args__ = (
+        UniqueConstraint(
+            "checkpoint_id",
+            "activation_key",
+            "sampling_key",
+            "sample_index",
+            name="uq_explanations__content_address",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    checkpoint_id: Mapped[str] = mapped_column(String)
+    activation_key: Mapped[str] = mapped_column(SHA256_HEX, index=True)
+    sampling_key: Mapped[str] = mapped_column(SHA256_HEX)
+    sample_index: Mapped[int]
+    text: Mapped[str] = mapped_column(Text)
+    raw_output: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String)
+    finish: Mapped[str] = mapped_column(String)
+    n_tokens: Mapped[int]
+    cos: Mapped[float | None]
+    mse: Mapped[float | None]
+    fve: Mapped[float | None]
+    generation_seconds: Mapped[float | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SQLAReview(Base):
+    """An append-only human decision on an explanation; the current state is derived, never updated."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (CheckConstraint("trim(reason) <> ''", name="reason_given"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    explanation_id: Mapped[int] = mapped_column(ForeignKey("explanations.id"), index=True)
+    author: Mapped[str] = mapped_column(String)
+    decision: Mapped[str] = mapped_column(String)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,348 @@
+"""The SQL store on real SQLite files: migrations, pragmas, constraints, vectors and clear errors."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import func, inspect, select, text
+from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy.orm import Session
+
+from audits.store import (
+    Base,
+    SQLAActivation,
+    SQLACampaign,
+    SQLAExplanation,
+    SQLAReview,
+    SQLARun,
+    SQLATokenPosition,
+    SQLATranscript,
+    SQLAVariant,
+    Store,
+    StoreError,
+    activation_key,
+    blob_to_vector,
+    canonical_json,
+    current_revision,
+    downgrade,
+    head_revision,
+    insert_ignore,
+    json_key,
+    open_store,
+    upgrade,
+    vector_to_blob,
+)
+from audits.store.migrate import MIGRATIONS_DIR
+from nla.verbalizer import vector_digest
+
+TABLES = {
+    "campaigns",
+    "runs",
+    "variants",
+    "transcripts",
+    "messages",
+    "token_positions",
+    "activations",
+    "explanations",
+    "reviews",
+}
+BAD_URL = "postgresql://u:secret@127.0.0.1:1/x"
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    """A migrated SQLite store file."""
+    path = str(tmp_path / "store.db")
+    upgrade(path)
+    return path
+
+
+@pytest.fixture
+def store(db: str) -> Iterator[Store]:
+    """An open store on a migrated file."""
+    with open_store(db) as opened:
+        yield opened
+
+
+def _run_id(session: Session) -> int:
+    campaign = SQLACampaign(name="c", spec_json={"name": "c"}, spec_hash=json_key({"name": "c"}))
+    session.add(campaign)
+    session.flush()
+    run = SQLARun(campaign_id=campaign.id, provenance_json={"seed": 0}, executor="local")
+    session.add(run)
+    session.flush()
+    return run.id
+
+
+def _explanation(run_id: int, sample_index: int = 0) -> dict[str, object]:
+    return {
+        "run_id": run_id,
+        "checkpoint_id": "init-abc",
+        "activation_key": "a" * 64,
+        "sampling_key": json_key({"temperature": 1.0, "top_p": 0.95}),
+        "sample_index": sample_index,
+        "text": "about cats",
+        "raw_output": "<explanation>about cats</explanation>",
+        "status": "ok",
+        "finish": "stop",
+        "n_tokens": 7,
+    }
+
+
+def _tables(path: str) -> set[str]:
+    with open_store(path, check=False) as opened:
+        return set(inspect(opened.engine).get_table_names()) - {"alembic_version"}
+
+
+def test_upgrade_downgrade_upgrade(db: str) -> None:
+    assert current_revision(db) == head_revision()
+    assert _tables(db) == TABLES
+    downgrade(db, "base")
+    assert current_revision(db) is None
+    assert _tables(db) == set()
+    upgrade(db)
+    assert current_revision(db) == head_revision()
+    assert _tables(db) == TABLES
+
+
+def test_migrations_match_the_orm(db: str, tmp_path: Path) -> None:
+    def diff(path: str) -> list[object]:
+        with open_store(path, check=False) as opened, opened.engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            return compare_metadata(context, Base.metadata)
+
+    assert diff(db) == []
+    downgrade(db, "base")
+    assert {change[1].name for change in diff(db) if change[0] == "add_table"} == TABLES  # it sees gaps
+
+
+def test_postgresql_sql_renders_offline() -> None:
+    config = Config(output_buffer=io.StringIO())
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", BAD_URL)
+    command.upgrade(config, "head", sql=True)
+    sql = config.output_buffer.getvalue()
+    assert "CONSTRAINT uq_explanations__content_address UNIQUE" in sql
+    assert "TIMESTAMP WITH TIME ZONE" in sql and "DOUBLE PRECISION" in sql and "BYTEA" in sql
+
+
+def test_sqlite_pragmas_and_foreign_keys(store: Store) -> None:
+    with store.session() as session:
+        assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert session.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert session.execute(text("PRAGMA busy_timeout")).scalar() == 5000
+    with pytest.raises(IntegrityError), store.session() as session:
+        session.add(SQLARun(campaign_id=999, provenance_json={}, executor="local"))
+
+
+def test_session_rolls_back_on_error(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.session() as session:
+        _run_id(session)
+        raise RuntimeError("boom")
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(SQLARun)) == 0
+
+
+def test_explanation_content_address_is_unique(store: Store) -> None:
+    with store.session() as session:
+        run_id = _run_id(session)
+        session.add(SQLAExplanation(**_explanation(run_id)))
+    with pytest.raises(IntegrityError), store.session() as session:
+        session.add(SQLAExplanation(**_explanation(run_id)))
+    with store.session() as session:
+        session.add(SQLAExplanation(**_explanation(run_id, sample_index=1)))
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(SQLAExplanation)) == 2
+
+
+def test_insert_ignore_resumes_without_duplicates(store: Store) -> None:
+    with store.session() as session:
+        run_id = _run_id(session)
+        assert insert_ignore(session, SQLAExplanation, [_explanation(run_id, i) for i in range(3)]) == 3
+    with store.session() as session:
+        rows = [_explanation(run_id, i) for i in range(5)]
+        assert insert_ignore(session, SQLAExplanation.__table__, rows) == 2
+        assert insert_ignore(session, SQLAExplanation, rows) == 0
+        assert insert_ignore(session, SQLAExplanation, []) == 0
+        assert session.scalar(select(func.count()).select_from(SQLAExplanation)) == 5
+    with pytest.raises(IntegrityError), store.session() as session:  # only uniqueness conflicts are skipped
+        insert_ignore(session, SQLAExplanation, [_explanation(run_id + 1, 9)])
+
+
+def test_check_constraints(store: Store) -> None:
+    with store.session() as session:
+        run_id = _run_id(session)
+        explanation = SQLAExplanation(**_explanation(run_id))
+        session.add(explanation)
+    with pytest.raises(IntegrityError), store.session() as session:
+        session.add(SQLAReview(explanation_id=explanation.id, author="ann", decision="confirm", reason="  "))
+    with pytest.raises(IntegrityError), store.session() as session:
+        session.add(SQLARun(campaign_id=1, provenance_json={}, executor="local", status="paused"))
+
+
+def test_timestamps_are_aware_utc(store: Store) -> None:
+    with store.session() as session:
+        run_id = _run_id(session)
+    with store.session() as session:
+        started = session.get(SQLARun, run_id).started_at
+        assert started.utcoffset() is not None and started.utcoffset().total_seconds() == 0
+    with pytest.raises(StatementError, match="naive datetime"), store.session() as session:
+        session.get(SQLARun, run_id).finished_at = datetime(2026, 1, 1)
+
+
+@pytest.mark.parametrize("d_model", [576, 3584])
+def test_vector_blob_round_trip(d_model: int) -> None:
+    vector = np.random.default_rng(d_model).standard_normal(d_model).astype(np.float32)
+    vector[:3] = [np.float32(1e-38), np.float32(-3.4e38), np.float32(1 / 3)]
+    blob = vector_to_blob(vector)
+    assert len(blob) == 4 * d_model
+    back = blob_to_vector(blob, d_model)
+    assert back.dtype == np.float32 and back.flags.writeable
+    assert back.tobytes() == vector.tobytes()
+    assert vector_to_blob(vector.astype(">f4")) == blob  # big-endian input, same little-endian bytes
+    assert vector_to_blob(torch.from_numpy(vector)) == blob
+    assert activation_key(blob) == vector_digest(torch.from_numpy(vector))
+    with pytest.raises(StoreError, match="d_model=7"):
+        blob_to_vector(blob, 7)
+    with pytest.raises(ValueError, match="1-D"):
+        vector_to_blob(vector.reshape(1, -1))
+
+
+def test_activation_vector_stored_exactly(store: Store) -> None:
+    vector = np.random.default_rng(0).standard_normal(3584).astype(np.float32)
+    blob = vector_to_blob(vector)
+    with store.session() as session:
+        campaign_run = _run_id(session)
+        variant = SQLAVariant(
+            campaign_id=session.get(SQLARun, campaign_run).campaign_id,
+            variant_key="v0",
+            scenario_id="s",
+            scenario_version=1,
+            conditions_json={"goal": "none"},
+        )
+        session.add(variant)
+        session.flush()
+        transcript = SQLATranscript(variant_id=variant.id, source="given", status="ok")
+        session.add(transcript)
+        session.flush()
+        token = SQLATokenPosition(
+            transcript_id=transcript.id,
+            position=0,
+            token_id=1,
+            token_text="<s>",
+            role="system",
+            message_index=0,
+            in_content=False,
+            is_special=True,
+        )
+        session.add(token)
+        session.flush()
+        session.add(
+            SQLAActivation(
+                token_position_id=token.id,
+                model_ref="m",
+                layer=20,
+                activation_key=activation_key(blob),
+                d_model=3584,
+                norm=float(np.linalg.norm(vector)),
+                vector=blob,
+            )
+        )
+    with store.session() as session:
+        row = session.scalars(select(SQLAActivation)).one()
+        assert np.array_equal(blob_to_vector(row.vector, row.d_model), vector)
+
+
+def test_canonical_json_keys() -> None:
+    assert canonical_json({"b": 1, "a": [1.5, "é"]}) == '{"a":[1.5,"é"],"b":1}'
+    assert json_key({"b": 1, "a": 2}) == json_key({"a": 2, "b": 1})
+    assert len(json_key({})) == 64
+    with pytest.raises(ValueError):
+        canonical_json({"x": float("nan")})
+
+
+def test_uninitialised_database_is_refused(tmp_path: Path) -> None:
+    missing = tmp_path / "new.db"
+    with pytest.raises(StoreError, match=r"not initialised: run `nla-workbench db upgrade --db "):
+        open_store(str(missing))
+    assert not missing.exists()  # checking never creates the file
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).execute("CREATE TABLE other (x)").connection.close()
+    with pytest.raises(StoreError, match="not initialised"):
+        open_store(str(empty))
+
+
+def test_newer_revision_is_refused(db: str) -> None:
+    with sqlite3.connect(db) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '9999_future'")
+    connection.close()
+    with pytest.raises(
+        StoreError, match=r"schema revision 9999_future, newer than .*: upgrade nla-workbench"
+    ):
+        open_store(db)
+    with pytest.raises(StoreError, match="newer"):
+        upgrade(db)
+
+
+def test_unreachable_databases_give_one_clear_error(tmp_path: Path) -> None:
+    nowhere = tmp_path / "missing" / "x.db"
+    for attempt in (open_store, upgrade, current_revision):
+        with pytest.raises(StoreError, match=f"directory {tmp_path / 'missing'} does not exist"):
+            attempt(str(nowhere))
+    assert not nowhere.parent.exists()
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database " * 10)
+    with pytest.raises(StoreError, match="garbage.db: file is not a database"):
+        open_store(str(garbage))
+    with pytest.raises(StoreError) as caught:
+        open_store(BAD_URL)
+    assert "u:***@127.0.0.1:1/x" in str(caught.value) and "secret" not in str(caught.value)
+
+
+def test_failed_upgrade_writes_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "new.db"
+    with pytest.raises(StoreError, match="Can't locate revision"):
+        upgrade(str(target), revision="no-such-revision")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_upgrade_and_current(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # In-process through the real entry point (the subprocess start costs ~5 s of torch imports).
+    from workbench.cli.app import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["nla-workbench", "db", "upgrade", "--db", str(tmp_path / "x.db")])
+    main()
+    assert f"not initialised -> {head_revision()} (head)" in capsys.readouterr().out
+    monkeypatch.setattr(sys, "argv", ["nla-workbench", "db", "current", "--db", "x.db"])
+    main()
+    assert capsys.readouterr().out.strip() == f"x.db: {head_revision()} (head)"
+
+
+def test_cli_bad_url_exits_2_without_secret(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "db", "upgrade", "--db", BAD_URL],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    output = result.stdout + result.stderr
+    assert "secret" not in output and "Traceback" not in output
+    assert "postgresql://u:***@127.0.0.1:1/x" in output

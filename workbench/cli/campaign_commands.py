@@ -1,0 +1,132 @@
+"""``nla-workbench campaign ...`` and ``demo``: create, run and inspect audit campaigns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from audits.campaign_spec import CampaignSpec, load_campaign
+from audits.campaign_status import CampaignStatus, campaign_names, campaign_status
+from audits.errors import SpecError
+from audits.runner import CampaignRunner, register_campaign
+from audits.scenario_library import load_library
+from audits.starters import starter_names, starter_path
+from audits.store import open_store, upgrade
+from audits.variants import expand_variants
+from workbench.cli.progress import progress_bar
+
+campaign_app = typer.Typer(no_args_is_help=True, help="Create, run and inspect audit campaigns.")
+console = Console()
+err = Console(stderr=True)
+DbOpt = Annotated[str, typer.Option("--db", help="SQLite file path or SQLAlchemy URL.")]
+
+
+def _spec(spec_file: Path | None, from_library: str | None) -> CampaignSpec:
+    if (spec_file is None) == (from_library is None):
+        raise SpecError("give a campaign YAML file or --from-library NAME (not both)")
+    return load_campaign(spec_file or starter_path(from_library), load_library())
+
+
+@campaign_app.command("create")
+def create(
+    spec_file: Annotated[Path | None, typer.Argument(help="Campaign YAML file.")] = None,
+    from_library: Annotated[
+        str | None, typer.Option(help=f"A starter campaign: {', '.join(starter_names())}.")
+    ] = None,
+    db: DbOpt = "workbench.db",
+) -> None:
+    """Validate a campaign spec and register it in the store."""
+    spec = _spec(spec_file, from_library)
+    store = open_store(db)
+    register_campaign(store, spec)
+    variants = expand_variants(spec, load_library())
+    console.print(
+        f"registered campaign {spec.name!r} in {store.name}: {len(variants)} variants "
+        f"({sum(v.is_control for v in variants)} controls); run it with: nla-workbench campaign run {spec.name} --db {db}"
+    )
+
+
+@campaign_app.command("run")
+def run(name: str, db: DbOpt = "workbench.db") -> None:
+    """Run (or resume) a campaign: only missing work is done."""
+    store = open_store(db)
+    runner = CampaignRunner(store, name, load_library(), stage=lambda stage: progress_bar(err, stage))
+    result = runner.run()
+    console.print(f"run {result.run_id} {result.status}: {result.new_explanations} new explanations")
+    print_status(campaign_status(store, name, load_library()))
+
+
+@campaign_app.command("status")
+def status(name: str, db: DbOpt = "workbench.db") -> None:
+    """Counts per stage and status, budget used, runs and ETA."""
+    print_status(campaign_status(open_store(db), name, load_library()))
+
+
+@campaign_app.command("list")
+def list_campaigns(db: DbOpt = "workbench.db") -> None:
+    """Every campaign in the store."""
+    table = Table("campaign", "description", "created")
+    for name, description, created in campaign_names(open_store(db)):
+        table.add_row(Text(name), Text(description), created.strftime("%Y-%m-%d %H:%M"))
+    console.print(table)
+
+
+def print_status(s: CampaignStatus) -> None:
+    """The status block ``campaign status`` prints."""
+    table = Table(title=f"campaign {s.name}", show_header=False)
+    if s.untrained:
+        console.print(
+            Text("UNTRAINED NLA (stage: init): these explanations carry no information about the activations.",
+                 style="bold yellow")
+        )  # fmt: skip
+    table.add_row("variants", str(s.variants))
+    table.add_row("transcripts", _counts(s.transcripts) or "none yet")
+    table.add_row("activations", f"{s.activations} ({s.distinct_activations} distinct vectors)")
+    budget = f" · budget {s.max_vectors} vectors" if s.max_vectors else ""
+    table.add_row(
+        "explanations",
+        f"{s.explained} of {s.expected_explanations}{budget}: {_counts(s.explanations) or '-'}",
+    )
+    table.add_row("eta", f"{s.eta_seconds:.0f} s at the last run's rate" if s.eta_seconds else "-")
+    for run_id, state, started, finished in s.runs:
+        end = finished.strftime("%H:%M:%S") if finished else "…"
+        table.add_row(f"run {run_id}", f"{state} ({started:%Y-%m-%d %H:%M:%S} → {end})")
+    console.print(table)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+
+
+def demo(
+    db: DbOpt = "workbench.db",
+    target: Annotated[str | None, typer.Option(help="Run the starter on another target model.")] = None,
+    checkpoint: Annotated[str | None, typer.Option(help="Run the starter with another NLA.")] = None,
+) -> None:
+    """Run the starter campaign (by default on the embedded SmolLM2) into a local SQLite store."""
+    spec = load_campaign(starter_path("starter"), load_library())
+    if target or checkpoint:
+        spec = spec.model_copy(
+            update={
+                "target": spec.target.model_copy(update={"model": target or spec.target.model}),
+                "nla": spec.nla.model_copy(
+                    update={"checkpoint": checkpoint or spec.nla.checkpoint, "layer": None}
+                ),
+            }
+        )
+    upgrade(db)
+    register_campaign(open_store(db), spec)
+    run(spec.name, db)
+    where = db if "://" in db else str(Path(db).resolve())
+    console.print(
+        Text.assemble(
+            ("\ndemo store: ", "bold"), where,
+            f"\nnext: nla-workbench campaign status {spec.name} --db {db}",
+            "\n      nla-workbench nla verbalize --text 'What are you hiding?'",
+        )
+    )  # fmt: skip
