@@ -152,3 +152,23 @@ def test_cli_on_the_bundled_sample(tmp_path: Path) -> None:
     assert len(rows) == 8 and sorted(set(rows["position"])) == [40, 41, 42, 43]
     assert (rows["layer"] == 20).all() and rows["checkpoint_untrained"].all()
     assert rows["activation_norm"].gt(0).all()
+
+
+def test_demo_campaign_on_the_embedded_model(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from audits.campaign_status import campaign_status
+    from audits.scenario_library import load_library
+    from audits.store import open_store
+
+    done = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "demo", "--db", str(tmp_path / "demo.db")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with open_store(str(tmp_path / "demo.db")) as store:
+        status = campaign_status(store, "starter", load_library())
+    assert status.variants == sum(status.transcripts.values()) > 8
+    assert status.explained == status.expected_explanations > 0
+    assert status.untrained and [r[1] for r in status.runs] == ["completed"]
