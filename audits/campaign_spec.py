@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -11,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from audits.errors import SpecError
 from audits.scenario_library import THEME_IDS, Scenario, select
+from audits.store.keys import json_key
 from audits.yaml_source import describe_errors, load_model
 from nla.resolve import DEFAULT_TARGET
 
@@ -150,12 +149,8 @@ class CampaignSpec(_Spec):
         return conditions
 
     def spec_hash(self) -> str:
-        """sha256 of the canonical JSON of the spec: equal specs, equal hashes."""
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
-
-    def canonical_json(self) -> str:
-        """The spec as sorted, compact JSON (what the store keeps)."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """sha256 of the spec's canonical JSON: equal specs, equal hashes."""
+        return json_key(self.model_dump(mode="json"))
 
 
 def selected_scenarios(selection: ScenarioSelection, library: dict[str, Scenario]) -> list[Scenario]:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 import torch
-from sqlalchemy import exists, select
+from sqlalchemy import exists, select, update
 
 from audits.campaign_spec import CampaignSpec
 from audits.errors import SpecError
@@ -134,6 +134,7 @@ class CampaignRunner:
         )
         self.sampling_key = json_key(self.sampling.as_dict())
         self.deadline: float | None = None
+        self.timed_out = False
 
     def run(self) -> RunResult:
         """Do all missing work; the run row records how it ended."""
@@ -158,6 +159,8 @@ class CampaignRunner:
             self._transcripts(target, variants)
             self._activations(target, nla)
             new, status = self._explanations(run_id, nla)
+            if self.timed_out:
+                status = "budget_exhausted"
         except KeyboardInterrupt:
             status = "interrupted"
             raise
@@ -188,6 +191,13 @@ class CampaignRunner:
             sampling=self.sampling.as_dict(), sampling_key=self.sampling_key,
         )  # fmt: skip
         with self.store.session() as session:
+            # One runner per campaign at a time: a run still marked running was killed before it
+            # could record its end.
+            session.execute(
+                update(SQLARun)
+                .where(SQLARun.campaign_id == self.campaign_id, SQLARun.status == "running")
+                .values(status="interrupted")
+            )
             run = SQLARun(campaign_id=self.campaign_id, provenance_json=provenance, executor="in-process")
             session.add(run)
             session.flush()
@@ -199,7 +209,9 @@ class CampaignRunner:
             run.status, run.finished_at = status, datetime.now(UTC)
 
     def _out_of_time(self) -> bool:
-        return self.deadline is not None and time.monotonic() > self.deadline
+        """True once the wall-time budget is spent (remembered, so the run ends as budget_exhausted)."""
+        self.timed_out = self.timed_out or (self.deadline is not None and time.monotonic() > self.deadline)
+        return self.timed_out
 
     # -- stage 1: transcripts ----------------------------------------------------------------
     def _transcripts(self, target: Target, variants: list[Variant]) -> None:
@@ -341,7 +353,7 @@ class CampaignRunner:
             stage.set_total(len(pending) * samples)
             for start in range(0, len(pending), batch):
                 if self._out_of_time():
-                    return new, "budget_exhausted"
+                    break
                 chunk = pending[start : start + batch]
                 vectors = torch.stack(
                     [torch.from_numpy(blob_to_vector(b, nla.meta.d_model)) for _, b in chunk]

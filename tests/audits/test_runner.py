@@ -165,4 +165,22 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tiny_dirs, tiny_init_dir
     assert _counts(crashed) == _counts(reference)
     with open_store(crashed) as store, store.session() as s:
         statuses = s.scalars(select(SQLARun.status).order_by(SQLARun.id)).all()
-    assert statuses == ["running", "completed"]  # the killed run never got to record an ending
+    assert statuses == ["interrupted", "completed"]  # marked when the next run started
+
+
+def test_wall_time_budget_stops_scheduling(tiny_dirs, tiny_init_dirs, db: str) -> None:
+    spec = campaign_from_dict(campaign(tiny_dirs, tiny_init_dirs, budgets={"max_wall_seconds": 1e-6}), {})
+    with open_store(db) as store:
+        register_campaign(store, spec)
+        result = CampaignRunner(store, "probe", {}).run()
+        assert result.status == "budget_exhausted" and result.new_explanations == 0
+        status = campaign_status(store, "probe", {})
+        assert status.explained == 0 and [r[1] for r in status.runs] == ["budget_exhausted"]
+        unlimited = spec.model_copy(
+            update={
+                "name": "probe-all",
+                "budgets": spec.budgets.model_copy(update={"max_wall_seconds": None}),
+            }
+        )
+        register_campaign(store, unlimited)
+        assert CampaignRunner(store, "probe-all", {}).run().status == "completed"
