@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from audits.errors import SpecError
-from audits.scenario_library import THEME_IDS, Scenario, select
+from audits.scenario_library import Scenario, check_theme_ids, select
 from audits.store.keys import json_key
 from audits.yaml_source import describe_errors, load_model
 from nla.resolve import DEFAULT_TARGET
@@ -124,9 +124,7 @@ class CampaignSpec(_Spec):
     @field_validator("themes")
     @classmethod
     def _known_themes(cls, themes: list[str]) -> list[str]:
-        unknown = sorted(set(themes) - set(THEME_IDS))
-        if unknown:
-            raise ValueError(f"unknown theme(s) {unknown}; valid: {', '.join(THEME_IDS)}")
+        check_theme_ids(themes)
         return themes
 
     @field_validator("scenarios")

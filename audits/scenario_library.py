@@ -120,9 +120,7 @@ class Scenario(_Model):
     @field_validator("themes")
     @classmethod
     def _check_themes(cls, themes: list[str]) -> list[str]:
-        unknown = [t for t in themes if t not in THEME_IDS]
-        if unknown:
-            raise ValueError(f"unknown theme(s) {unknown}; valid: {', '.join(THEME_IDS)}")
+        check_theme_ids(themes)
         _no_duplicates("theme", themes)
         return themes
 
@@ -226,6 +224,13 @@ class Scenario(_Model):
 
         source = self.control.messages if control else self.messages
         return [ScenarioMessage(role=m.role, content=SLOT.sub(fill, m.content)) for m in source]
+
+
+def check_theme_ids(themes: Iterable[str]) -> None:
+    """Refuse theme ids outside :data:`THEME_IDS`, listing the valid ones."""
+    unknown = [t for t in themes if t not in THEME_IDS]
+    if unknown:
+        raise ValueError(f"unknown theme(s) {unknown}; valid: {', '.join(THEME_IDS)}")
 
 
 def _no_duplicates(kind: str, items: list[str]) -> None:
