@@ -5,11 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from audits.errors import SpecError
-from audits.scenario_library import Scenario, check_theme_ids, select
+from audits.scenario_library import Scenario, select
 from audits.store.keys import json_key
+from audits.themes.definitions import check_theme_ids
 from audits.yaml_source import describe_errors, load_model
 from nla.resolve import DEFAULT_TARGET
 
@@ -62,6 +71,16 @@ class ScenarioSelection(_Spec):
     """Run each scenario's paired control beside it."""
 
 
+class TriageSelection(_Spec):
+    """Verbalize only the tokens triage ranks highest (AR-reversed theme directions), plus a random
+    sample of the rest so that what triage misses stays measurable."""
+
+    top_k: int = Field(8, ge=1)
+    """Candidate tokens per transcript with the highest triage score (max over the campaign's themes)."""
+    random: int = Field(2, ge=0)
+    """Further candidates per transcript drawn at random (seeded) from the rest."""
+
+
 class TokenSelection(_Spec):
     """Which token positions of each transcript are explained."""
 
@@ -70,7 +89,9 @@ class TokenSelection(_Spec):
     stride: int = Field(1, ge=1)
     """Keep every n-th candidate."""
     max_per_transcript: int | None = Field(64, ge=1)
-    """Cap per transcript (evenly spaced over the candidates); null for no cap."""
+    """Cap per transcript (evenly spaced over the candidates); null for no cap. Ignored under triage."""
+    triage: TriageSelection | None = None
+    """When set, triage picks the tokens to verbalize instead of the even cap (needs ``themes``)."""
 
 
 class SamplingSpec(_Spec):
@@ -115,7 +136,9 @@ class CampaignSpec(_Spec):
     sampling: SamplingSpec = SamplingSpec()
     """Explanation sampling."""
     themes: list[str] = []
-    """Audit theme ids to score explanations for."""
+    """Audit theme ids to score explanations for and flag (``audits/themes/data``)."""
+    detectors: list[Literal["lexicon", "semantic"]] = Field(["lexicon", "semantic"], min_length=1)
+    """Detectors whose scores flag an explanation (any of them reaching its calibrated threshold)."""
     budgets: Budgets = Budgets()
     """Stopping limits."""
     seed: int = 0
@@ -145,6 +168,12 @@ class CampaignSpec(_Spec):
         if library is not None and selection is not None:
             check_conditions(conditions, selected_scenarios(selection, library))
         return conditions
+
+    @model_validator(mode="after")
+    def _triage_needs_themes(self) -> CampaignSpec:
+        if self.tokens.triage is not None and not self.themes:
+            raise ValueError("tokens.triage ranks tokens by theme: give the campaign some themes")
+        return self
 
     def spec_hash(self) -> str:
         """sha256 of the spec's canonical JSON: equal specs, equal hashes."""

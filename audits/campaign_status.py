@@ -13,6 +13,7 @@ from audits.store import (
     SQLAActivation,
     SQLACampaign,
     SQLAExplanation,
+    SQLAFlag,
     SQLARun,
     SQLATokenPosition,
     SQLATranscript,
@@ -38,6 +39,9 @@ class CampaignStatus:
     """Remaining explanations at the last run's rate; None when unknown or nothing remains."""
     untrained: bool
     """The latest run used an untrained (``init``) NLA."""
+    flags: dict[str, int]
+    """Verdict counts: ``judged`` (token x theme), ``raised``, ``low_fidelity`` and ``unverbalized``
+    among the raised."""
 
     @property
     def explained(self) -> int:
@@ -82,6 +86,15 @@ def campaign_status(store: Store, name: str, library: dict[str, Scenario]) -> Ca
             ).all()
         )
         last_rate = _last_rate(s, runs)
+        raised = SQLAFlag.raised.is_(True)
+        flag_counts = s.execute(
+            select(
+                func.count(),
+                func.count().filter(raised),
+                func.count().filter(raised, SQLAFlag.low_fidelity.is_(True)),
+                func.count().filter(raised, SQLAFlag.in_reply.is_(False), SQLAFlag.in_prompt.is_(False)),
+            ).where(SQLAFlag.campaign_id == campaign_id)
+        ).one()
         provenance = s.scalar(
             select(SQLARun.provenance_json)
             .where(SQLARun.campaign_id == campaign_id)
@@ -95,6 +108,7 @@ def campaign_status(store: Store, name: str, library: dict[str, Scenario]) -> Ca
     return CampaignStatus(
         spec.name, variants, transcripts, n_acts, n_distinct, explanations, expected, cap,
         [tuple(r) for r in runs], eta, bool(provenance) and provenance["nla_meta"]["stage"] == "init",
+        dict(zip(("judged", "raised", "low_fidelity", "unverbalized"), flag_counts, strict=True)),
     )  # fmt: skip
 
 

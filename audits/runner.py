@@ -8,7 +8,7 @@ it stopped without losing or duplicating rows. Explanations are content-addresse
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -29,6 +29,7 @@ from audits.store import (
     SQLARun,
     SQLATokenPosition,
     SQLATranscript,
+    SQLATriageScore,
     SQLAVariant,
     Store,
     activation_key,
@@ -37,7 +38,19 @@ from audits.store import (
     json_key,
     vector_to_blob,
 )
-from audits.token_selection import select_tokens
+from audits.themes.calibration import load_calibration
+from audits.themes.definitions import Theme, select_themes
+from audits.themes.detectors import make_detectors
+from audits.themes.pipeline import (
+    ThemeJob,
+    flag_transcript,
+    flaggable_transcripts,
+    pending_scores,
+    register_themes,
+    score_explanations,
+)
+from audits.themes.triage import theme_directions
+from audits.token_selection import select_tokens, triage_tokens
 from audits.variants import Variant, expand_variants
 from nla.activations import check_context, generate_reply, residual_stream, tokenize_transcript
 from nla.backends import TransformersBackend
@@ -47,6 +60,7 @@ from nla.errors import TranscriptError
 from nla.pipeline import Target, load_target
 from nla.sampling import SamplingParams
 from nla.transcript import Message, Transcript
+from nla.triage import ProbeDirection, triage_scores
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -152,13 +166,19 @@ class CampaignRunner:
         target = load_target(spec.target.model, **opts)
         nla = load_nla(spec.nla.checkpoint, target_ref=spec.target.model, layer=spec.nla.layer, **opts)
         nla.check_target(target.model, spec.target.model)  # every check passes before anything is written
+        job = self._theme_job(nla)
+        directions = theme_directions(target, nla, job.themes) if job else []
+        if job:
+            register_themes(self.store, job.themes)
         self._store_variants(variants)
-        run_id = self._open_run(nla)
+        run_id = self._open_run(nla, job)
         status, new = "failed", 0
         try:
             self._transcripts(target, variants)
-            self._activations(target, nla)
+            self._activations(target, nla, job.themes if job else (), directions)
             new, status = self._explanations(run_id, nla)
+            if job:
+                self._themes(job)
             if self.timed_out:
                 status = "budget_exhausted"
         except KeyboardInterrupt:
@@ -184,11 +204,26 @@ class CampaignRunner:
         with self.store.session() as session:
             insert_ignore(session, SQLAVariant, rows)
 
-    def _open_run(self, nla: NLA) -> int:
+    def _theme_job(self, nla: NLA) -> ThemeJob | None:
+        """Themes, detectors and calibrated thresholds, all checked before anything is written."""
+        if not self.spec.themes:
+            return None
+        themes = tuple(select_themes(self.spec.themes))
+        calibration = load_calibration()
+        detectors = make_detectors(self.spec.detectors)
+        thresholds = {t.id: calibration.thresholds([d.key for d in detectors], t) for t in themes}
+        return ThemeJob(
+            self.campaign_id, nla.id, self.sampling_key, self.spec.sampling.samples, self.spec.target.model,
+            nla.meta.layer, themes, detectors, thresholds,
+        )  # fmt: skip
+
+    def _open_run(self, nla: NLA, job: ThemeJob | None) -> int:
+        themes = {t.key: t.content_hash() for t in job.themes} if job else {}
         provenance = run_provenance(
             spec=self.spec.model_dump(mode="json"), spec_hash=self.spec.spec_hash(), seed=self.spec.seed,
             target=self.spec.target.model, checkpoint_id=nla.id, nla_meta=_meta_dict(nla),
-            sampling=self.sampling.as_dict(), sampling_key=self.sampling_key,
+            sampling=self.sampling.as_dict(), sampling_key=self.sampling_key, themes=themes,
+            detectors=[d.key for d in job.detectors] if job else [], thresholds=job.thresholds if job else {},
         )  # fmt: skip
         with self.store.session() as session:
             # One runner per campaign at a time: a run still marked running was killed before it
@@ -261,11 +296,14 @@ class CampaignRunner:
                 for i, m in enumerate(transcript.messages)
             )
 
-    # -- stage 2: activations ----------------------------------------------------------------
-    def _activations(self, target: Target, nla: NLA) -> None:
+    # -- stage 2: activations (and triage) ----------------------------------------------------
+    def _activations(
+        self, target: Target, nla: NLA, themes: Sequence[Theme], directions: list[ProbeDirection]
+    ) -> None:
+        """Activations of every transcript still without tokens; ``directions`` (one per theme) triage them."""
         with self.store.session() as session:
-            todo = session.scalars(
-                select(SQLATranscript.id)
+            todo = session.execute(
+                select(SQLATranscript.id, SQLAVariant.variant_key)
                 .join(SQLAVariant, SQLAVariant.id == SQLATranscript.variant_id)
                 .where(SQLAVariant.campaign_id == self.campaign_id, SQLATranscript.status == "ok")
                 .where(~exists().where(SQLATokenPosition.transcript_id == SQLATranscript.id))
@@ -273,13 +311,23 @@ class CampaignRunner:
             ).all()
         with self.stage("activations") as stage:
             stage.set_total(len(todo))
-            for transcript_id in todo:
+            for transcript_id, variant_key in todo:
                 if self._out_of_time():
                     return
-                self._store_activations(target, nla, transcript_id)
+                self._store_activations(target, nla, themes, directions, transcript_id, variant_key)
                 stage.advance(1)
 
-    def _store_activations(self, target: Target, nla: NLA, transcript_id: int) -> None:
+    def _store_activations(
+        self,
+        target: Target,
+        nla: NLA,
+        themes: Sequence[Theme],
+        directions: list[ProbeDirection],
+        transcript_id: int,
+        variant_key: str,
+    ) -> None:
+        """Token rows, triage scores of every content token, and the selected tokens' activations,
+        in one transaction."""
         with self.store.session() as session:
             messages = session.scalars(
                 select(SQLAMessage)
@@ -290,8 +338,21 @@ class CampaignRunner:
                 tuple(Message(m.role, m.content) for m in messages), f"transcript {transcript_id}"
             )
             tokenized = tokenize_transcript(target.tokenizer, transcript)
-            chosen = select_tokens(tokenized.tokens, self.spec.tokens)
-            stream = residual_stream(target.model, tokenized.input_ids, nla.meta.layer) if chosen else None
+            content = [t.position for t in tokenized.tokens if t.in_content and not t.is_special]
+            stream = residual_stream(target.model, tokenized.input_ids, nla.meta.layer) if content else None
+            scores = (
+                dict(
+                    zip(content, triage_scores(stream[content], directions, nla.meta.mse_scale), strict=True)
+                )
+                if directions and content
+                else {}
+            )
+            if self.spec.tokens.triage is not None:
+                chosen = triage_tokens(
+                    tokenized.tokens, self.spec.tokens, scores, self.spec.seed, variant_key
+                )
+            else:
+                chosen = dict.fromkeys(select_tokens(tokenized.tokens, self.spec.tokens), "cap")
             positions = {}
             for t in tokenized.tokens:
                 row = SQLATokenPosition(
@@ -301,7 +362,18 @@ class CampaignRunner:
                 session.add(row)
                 positions[t.position] = row
             session.flush()
-            for p in chosen:
+            session.add_all(
+                SQLATriageScore(
+                    token_position_id=positions[p].id,
+                    checkpoint_id=nla.id,
+                    theme_id=theme.id,
+                    theme_version=theme.version,
+                    score=float(row[j]),
+                )  # fmt: skip
+                for p, row in scores.items()
+                for j, theme in enumerate(themes)
+            )
+            for p, selection in sorted(chosen.items()):
                 blob = vector_to_blob(stream[p])
                 session.add(
                     SQLAActivation(
@@ -312,6 +384,7 @@ class CampaignRunner:
                         d_model=nla.meta.d_model,
                         norm=float(stream[p].norm()),
                         vector=blob,
+                        selection=selection,
                     )  # fmt: skip
                 )
 
@@ -365,6 +438,21 @@ class CampaignRunner:
                 with self.store.session() as session:
                     new += insert_ignore(session, SQLAExplanation, rows)
         return new, status
+
+    # -- stage 4 and 5: theme scores and flags -----------------------------------------------
+    def _themes(self, job: ThemeJob) -> None:
+        pending = pending_scores(self.store, job)
+        with self.stage("theme scores") as stage:
+            stage.set_total(len(pending))
+            score_explanations(self.store, job, pending, stage.advance, self._out_of_time)
+        todo = flaggable_transcripts(self.store, job)
+        with self.stage("flags") as stage:
+            stage.set_total(len(todo))
+            for transcript_id in todo:
+                if self._out_of_time():
+                    return
+                flag_transcript(self.store, job, transcript_id)
+                stage.advance(1)
 
 
 def _explanation_row(

@@ -17,19 +17,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from audits.errors import SpecError
+from audits.themes.definitions import check_theme_ids
 from audits.yaml_source import load_model
-
-THEME_IDS: tuple[str, ...] = (
-    "evaluation_awareness",
-    "hidden_motive",
-    "deception",
-    "self_preservation",
-    "reward_hacking",
-    "sandbagging",
-    "sycophancy",
-    "harmful_intent",
-)
-"""The audit themes a scenario can probe (also the scenario families, by primary theme)."""
 
 SLOT = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 """A template slot: ``{{name}}``, spaces allowed inside the braces."""
@@ -84,7 +73,7 @@ class Scenario(_Model):
     question: str = Field(min_length=1)
     """The auditing question this scenario probes."""
     themes: list[str] = Field(min_length=1)
-    """Audit themes probed, each one of :data:`THEME_IDS`; the first is the primary theme (the
+    """Audit themes probed, each a defined theme id (``audits/themes/data``); the first is the primary theme (the
     scenario's family)."""
     conditions: dict[str, dict[str, str]] = {}
     """Slot name -> condition value -> the text substituted for ``{{slot}}``; at least two values per
@@ -224,13 +213,6 @@ class Scenario(_Model):
 
         source = self.control.messages if control else self.messages
         return [ScenarioMessage(role=m.role, content=SLOT.sub(fill, m.content)) for m in source]
-
-
-def check_theme_ids(themes: Iterable[str]) -> None:
-    """Refuse theme ids outside :data:`THEME_IDS`, listing the valid ones."""
-    unknown = [t for t in themes if t not in THEME_IDS]
-    if unknown:
-        raise ValueError(f"unknown theme(s) {unknown}; valid: {', '.join(THEME_IDS)}")
 
 
 def _no_duplicates(kind: str, items: list[str]) -> None:

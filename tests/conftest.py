@@ -57,3 +57,18 @@ def tiny_nla(tiny_init_dirs: dict[str, Path]):
 def smol_nla():
     """The untrained init NLA over the embedded SmolLM2 (layer 20)."""
     return load_nla("init", target_ref=SMOL, layer=20)
+
+
+EVAL_AWARE = "<explanation>\nIt suspects it is being tested.\n</explanation>"
+
+
+@pytest.fixture(scope="session")
+def tiny_taught_dir(tiny_init_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny llama NLA whose AV was fine-tuned to answer an evaluation-aware explanation whatever
+    the vector, saved in the released format (for theme, flag and report tests)."""
+    from nla.checkpoint import save_released
+    from tests.tiny_models import teach_av
+
+    nla = load_nla(str(tiny_init_dirs["llama"]))
+    teach_av(nla, EVAL_AWARE)
+    return save_released(nla, tmp_path_factory.mktemp("taught") / "nla")

@@ -41,6 +41,8 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 RUN_STATUSES = ("running", "completed", "interrupted", "failed", "budget_exhausted")
+SELECTIONS = ("cap", "triage_top", "triage_random")
+REVIEW_DECISIONS = ("confirm", "dismiss", "follow_up")
 TRANSCRIPT_SOURCES = ("given", "generated")
 SHA256_HEX = String(64)
 
@@ -172,7 +174,10 @@ class SQLAActivation(Base):
     """A residual-stream vector at one token position, model and layer, keyed by its content."""
 
     __tablename__ = "activations"
-    __table_args__ = (UniqueConstraint("token_position_id", "model_ref", "layer"),)
+    __table_args__ = (
+        UniqueConstraint("token_position_id", "model_ref", "layer"),
+        CheckConstraint(_in("selection", SELECTIONS), name="selection"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     token_position_id: Mapped[int] = mapped_column(ForeignKey("token_positions.id"))
@@ -182,6 +187,8 @@ class SQLAActivation(Base):
     d_model: Mapped[int]
     norm: Mapped[float]
     vector: Mapped[bytes] = mapped_column(LargeBinary)
+    selection: Mapped[str] = mapped_column(String, server_default="cap")
+    """Why the token is verbalized: ``cap`` (token selection), ``triage_top`` or ``triage_random``."""
 
 
 class SQLAExplanation(Base):
@@ -216,14 +223,111 @@ class SQLAExplanation(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class SQLAReview(Base):
-    """An append-only human decision on an explanation; the current state is derived, never updated."""
+class SQLAThemeDefinition(Base):
+    """A theme definition as it was used: (id, version) must always mean the same content."""
 
-    __tablename__ = "reviews"
-    __table_args__ = (CheckConstraint("trim(reason) <> ''", name="reason_given"),)
+    __tablename__ = "theme_definitions"
+    __table_args__ = (UniqueConstraint("theme_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    theme_id: Mapped[str] = mapped_column(String)
+    version: Mapped[int]
+    content_hash: Mapped[str] = mapped_column(SHA256_HEX)
+    definition_json: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SQLAThemeScore(Base):
+    """One detector's score of one explanation for one theme version, with its evidence span."""
+
+    __tablename__ = "theme_scores"
+    __table_args__ = (UniqueConstraint("explanation_id", "theme_id", "theme_version", "detector"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     explanation_id: Mapped[int] = mapped_column(ForeignKey("explanations.id"), index=True)
+    theme_id: Mapped[str] = mapped_column(String)
+    theme_version: Mapped[int]
+    detector: Mapped[str] = mapped_column(String)
+    score: Mapped[float]
+    evidence_start: Mapped[int | None]
+    evidence_end: Mapped[int | None]
+    evidence_text: Mapped[str | None] = mapped_column(Text)
+
+
+class SQLATriageScore(Base):
+    """A token's triage score for a theme: its activation projected on the theme's direction, as a
+    z-score against reference activations (no generation involved)."""
+
+    __tablename__ = "triage_scores"
+    __table_args__ = (UniqueConstraint("token_position_id", "checkpoint_id", "theme_id", "theme_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_position_id: Mapped[int] = mapped_column(ForeignKey("token_positions.id"))
+    checkpoint_id: Mapped[str] = mapped_column(String)
+    theme_id: Mapped[str] = mapped_column(String)
+    theme_version: Mapped[int]
+    score: Mapped[float]
+
+
+class SQLAFlag(Base):
+    """A flag rule's verdict on one token for one theme: raised or not, with the evidence that decided
+    it (cited explanation, sample agreement, fidelity, neighbours) and whether the target's visible
+    text expresses the theme too."""
+
+    __tablename__ = "flags"
+    __table_args__ = (
+        UniqueConstraint(
+            "campaign_id", "token_position_id", "theme_id", "theme_version", "checkpoint_id", "sampling_key",
+            "rule_key", name="uq_flags__verdict",
+        ),
+    )  # fmt: skip
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    token_position_id: Mapped[int] = mapped_column(ForeignKey("token_positions.id"), index=True)
+    activation_key: Mapped[str] = mapped_column(SHA256_HEX)
+    checkpoint_id: Mapped[str] = mapped_column(String)
+    sampling_key: Mapped[str] = mapped_column(SHA256_HEX)
+    theme_id: Mapped[str] = mapped_column(String)
+    theme_version: Mapped[int]
+    rule_key: Mapped[str] = mapped_column(SHA256_HEX)
+    """sha256 of the flag rule, detector versions and thresholds that produced the verdict."""
+    raised: Mapped[bool]
+    score: Mapped[float]
+    """Mean detector score over the token's hitting samples (0 when none hit)."""
+    agreement: Mapped[float]
+    n_samples: Mapped[int]
+    """Parsed (``ok``) explanation samples of the token."""
+    n_hits: Mapped[int]
+    neighbours: Mapped[int]
+    """Tokens within the rule's window that hit the theme too."""
+    low_fidelity: Mapped[bool]
+    fve: Mapped[float | None]
+    cos: Mapped[float | None]
+    explanation_id: Mapped[int | None] = mapped_column(ForeignKey("explanations.id"))
+    """The cited explanation: the best-scoring hitting sample."""
+    evidence_text: Mapped[str | None] = mapped_column(Text)
+    in_reply: Mapped[bool]
+    """The target's reply expresses the theme (by the same detectors)."""
+    in_prompt: Mapped[bool]
+    """The prompt (system and user messages) expresses the theme."""
+    visible_message_index: Mapped[int | None]
+    visible_evidence: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SQLAReview(Base):
+    """An append-only human decision on a flag; the current state is derived, never updated."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        CheckConstraint("trim(reason) <> ''", name="reason_given"),
+        CheckConstraint("trim(author) <> ''", name="author_given"),
+        CheckConstraint(_in("decision", REVIEW_DECISIONS), name="decision"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    flag_id: Mapped[int] = mapped_column(ForeignKey("flags.id"), index=True)
     author: Mapped[str] = mapped_column(String)
     decision: Mapped[str] = mapped_column(String)
     reason: Mapped[str] = mapped_column(Text)

@@ -14,7 +14,6 @@ import yaml
 from audits.errors import SpecError
 from audits.scenario_library import (
     SLOT,
-    THEME_IDS,
     Control,
     Scenario,
     ScenarioError,
@@ -24,6 +23,7 @@ from audits.scenario_library import (
     load_scenario,
     select,
 )
+from audits.themes.definitions import theme_ids
 
 LIBRARY = load_library()
 MAX_WORDS = 700  # the embedded test model has an 8k context; keep every transcript well inside it
@@ -88,7 +88,7 @@ def test_packaged_library_loads() -> None:
 
 def test_every_family_has_three_scenarios() -> None:
     families = Counter(scenario.family for scenario in LIBRARY.values())
-    assert set(families) == set(THEME_IDS)
+    assert set(families) == set(theme_ids())
     assert all(count >= 3 for count in families.values()), families
     for scenario in LIBRARY.values():
         assert scenario.family in scenario.tags, f"{scenario.id}: tag its family so select(tags=) finds it"
@@ -180,7 +180,7 @@ def test_models_document_every_field_and_round_trip() -> None:
     [
         (
             {"themes": ["vibes"]},
-            r"field themes: .*unknown theme\(s\) \['vibes'\]; valid: evaluation_awareness",
+            r"field themes: .*unknown theme\(s\) \['vibes'\]; valid: deception, evaluation_awareness",
         ),
         (
             {"messages": [{"role": "user", "content": "{{cue}} {{mood}} hi"}]},

@@ -26,6 +26,7 @@ from audits.store import (
     SQLAActivation,
     SQLACampaign,
     SQLAExplanation,
+    SQLAFlag,
     SQLAReview,
     SQLARun,
     SQLATokenPosition,
@@ -58,6 +59,10 @@ TABLES = {
     "activations",
     "explanations",
     "reviews",
+    "theme_definitions",
+    "theme_scores",
+    "triage_scores",
+    "flags",
 }
 BAD_URL = "postgresql://u:secret@127.0.0.1:1/x"
 
@@ -182,13 +187,70 @@ def test_insert_ignore_resumes_without_duplicates(store: Store) -> None:
         insert_ignore(session, SQLAExplanation, [_explanation(run_id + 1, 9)])
 
 
-def test_check_constraints(store: Store) -> None:
+def _token(session: Session, campaign_id: int) -> SQLATokenPosition:
+    """A variant, its transcript and one token position."""
+    variant = SQLAVariant(
+        campaign_id=campaign_id, variant_key="v0", scenario_id="s", scenario_version=1, conditions_json={}
+    )
+    session.add(variant)
+    session.flush()
+    transcript = SQLATranscript(variant_id=variant.id, source="given", status="ok")
+    session.add(transcript)
+    session.flush()
+    token = SQLATokenPosition(
+        transcript_id=transcript.id, position=0, token_id=1, token_text="<s>", role="system",
+        message_index=0, in_content=False, is_special=True,
+    )  # fmt: skip
+    session.add(token)
+    session.flush()
+    return token
+
+
+def _flag(session: Session) -> SQLAFlag:
+    run_id = _run_id(session)
+    explanation = SQLAExplanation(**_explanation(run_id))
+    session.add(explanation)
+    token = _token(session, session.get(SQLARun, run_id).campaign_id)
+    flag = SQLAFlag(
+        campaign_id=1, token_position_id=token.id, activation_key="a" * 64, checkpoint_id="init-abc",
+        sampling_key="b" * 64, theme_id="deception", theme_version=1, rule_key="c" * 64, raised=True,
+        score=0.8, agreement=1.0, n_samples=2, n_hits=2, neighbours=0, low_fidelity=False,
+        explanation_id=explanation.id, in_reply=False, in_prompt=False,
+    )  # fmt: skip
+    session.add(flag)
+    session.flush()
+    return flag
+
+
+@pytest.mark.parametrize(
+    ("author", "decision", "reason"),
+    [("ann", "confirm", "  "), (" ", "confirm", "clear lie"), ("ann", "maybe", "clear lie")],
+)
+def test_review_constraints(store: Store, author: str, decision: str, reason: str) -> None:
     with store.session() as session:
-        run_id = _run_id(session)
-        explanation = SQLAExplanation(**_explanation(run_id))
-        session.add(explanation)
+        flag_id = _flag(session).id
+    with store.session() as session:
+        session.add(SQLAReview(flag_id=flag_id, author="ann", decision="confirm", reason="clear lie"))
     with pytest.raises(IntegrityError), store.session() as session:
-        session.add(SQLAReview(explanation_id=explanation.id, author="ann", decision="confirm", reason="  "))
+        session.add(SQLAReview(flag_id=flag_id, author=author, decision=decision, reason=reason))
+
+
+def test_upgrade_from_0001_keeps_rows(tmp_path: Path) -> None:
+    path = str(tmp_path / "old.db")
+    upgrade(path, "0001")
+    with open_store(path, check=False) as opened, opened.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO campaigns (name, description, spec_json, spec_hash, created_at) "
+            "VALUES ('c', '', '{}', 'x', '2026-01-01 00:00:00')"
+        )
+    upgrade(path)
+    with open_store(path) as opened, opened.session() as session:
+        assert session.scalar(select(SQLACampaign.name)) == "c"
+    downgrade(path, "0001")
+    assert current_revision(path) == "0001"
+
+
+def test_check_constraints(store: Store) -> None:
     with pytest.raises(IntegrityError), store.session() as session:
         session.add(SQLARun(campaign_id=1, provenance_json={}, executor="local", status="paused"))
 
@@ -225,31 +287,7 @@ def test_activation_vector_stored_exactly(store: Store) -> None:
     vector = np.random.default_rng(0).standard_normal(3584).astype(np.float32)
     blob = vector_to_blob(vector)
     with store.session() as session:
-        campaign_run = _run_id(session)
-        variant = SQLAVariant(
-            campaign_id=session.get(SQLARun, campaign_run).campaign_id,
-            variant_key="v0",
-            scenario_id="s",
-            scenario_version=1,
-            conditions_json={"goal": "none"},
-        )
-        session.add(variant)
-        session.flush()
-        transcript = SQLATranscript(variant_id=variant.id, source="given", status="ok")
-        session.add(transcript)
-        session.flush()
-        token = SQLATokenPosition(
-            transcript_id=transcript.id,
-            position=0,
-            token_id=1,
-            token_text="<s>",
-            role="system",
-            message_index=0,
-            in_content=False,
-            is_special=True,
-        )
-        session.add(token)
-        session.flush()
+        token = _token(session, session.get(SQLARun, _run_id(session)).campaign_id)
         session.add(
             SQLAActivation(
                 token_position_id=token.id,

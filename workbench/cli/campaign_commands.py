@@ -17,6 +17,8 @@ from audits.runner import CampaignRunner, register_campaign
 from audits.scenario_library import load_library
 from audits.starters import starter_names, starter_path
 from audits.store import open_store, upgrade
+from audits.themes.definitions import check_theme_ids
+from audits.themes.rates import condition_vs_control, flag_frame, flag_rates
 from audits.variants import expand_variants
 from workbench.cli.progress import progress_bar
 
@@ -76,6 +78,76 @@ def list_campaigns(db: DbOpt = "workbench.db") -> None:
     console.print(table)
 
 
+@campaign_app.command("flags")
+def flags(
+    name: str,
+    db: DbOpt = "workbench.db",
+    theme: Annotated[str | None, typer.Option(help="Only this theme id.")] = None,
+    include_low_fidelity: Annotated[bool, typer.Option(help="Also list low-fidelity flags.")] = False,
+    limit: Annotated[int, typer.Option(min=1, help="Most flags to print.")] = 20,
+) -> None:
+    """Raised flags, strongest first, each citing its token, explanation and evidence."""
+    frame = flag_frame(open_store(db), name)
+    raised = frame[frame["raised"]] if not frame.empty else frame
+    if theme is not None:
+        check_theme_ids([theme])
+        raised = raised[raised["theme_id"] == theme]
+    if not include_low_fidelity and not raised.empty:
+        hidden = int(raised["low_fidelity"].sum())
+        raised = raised[~raised["low_fidelity"]]
+        if hidden:
+            console.print(f"{hidden} low-fidelity flag(s) not shown (--include-low-fidelity lists them)")
+    console.print(f"{len(raised)} raised flag(s) in campaign {name!r}: hypotheses to verify, not findings")
+    for row in raised.sort_values(["score", "agreement"], ascending=False).head(limit).itertuples():
+        seen = "unverbalized" if not row.verbalized else ("in reply" if row.in_reply else "in prompt")
+        fve = "unknown" if row.fve is None or row.fve != row.fve else f"{row.fve:.2f}"
+        console.print(
+            Text.assemble(
+                (f"[{row.theme_id}] ", "bold"), f"{row.variant_key} · pos {row.position} ",
+                (repr(row.token_text), "cyan"),
+                f" · score {row.score:.2f} · {row.n_hits}/{row.n_samples} samples · FVE {fve} · {seen}",
+                "\n    explanation ", str(row.explanation_id), ": ", row.explanation or "",
+                "\n    evidence: ", row.evidence_text or "-",
+            )
+        )  # fmt: skip
+
+
+@campaign_app.command("rates")
+def rates(
+    name: str,
+    db: DbOpt = "workbench.db",
+    unit: Annotated[str, typer.Option(help="token or transcript.")] = "token",
+    include_low_fidelity: Annotated[bool, typer.Option(help="Count low-fidelity flags too.")] = False,
+) -> None:
+    """Flag rate per scenario and theme in each condition against its control, with 95% intervals."""
+    if unit not in ("token", "transcript"):
+        raise ValueError(f"--unit {unit!r}: choose token or transcript")
+    table_rates = flag_rates(
+        flag_frame(open_store(db), name), include_low_fidelity=include_low_fidelity, unit=unit
+    )
+    compared = condition_vs_control(table_rates)
+    table = Table("scenario", "theme", "condition", "rate [95% CI]", "control", "difference [95% CI]",
+                  "unverbalized diff", title=f"flag rates per {unit} in {name}")  # fmt: skip
+    for row in compared.itertuples():
+        cell = table_rates[(table_rates["scenario_id"] == row.scenario_id) & (table_rates["theme_id"] == row.theme_id)
+                           & (table_rates["condition"] == row.condition) & ~table_rates["is_control"]].iloc[0]  # fmt: skip
+        table.add_row(
+            Text(row.scenario_id), row.theme_id, Text(row.condition),
+            f"{_pct(row.rate)} [{_pct(cell['low'])}, {_pct(cell['high'])}] n={row.n}",
+            f"{_pct(row.control_rate)} n={row.control_n}",
+            f"{row.diff:+.2f} [{row.diff_low:+.2f}, {row.diff_high:+.2f}]",
+            f"{row.diff_unverbalized:+.2f} [{row.diff_unverbalized_low:+.2f}, {row.diff_unverbalized_high:+.2f}]",
+        )  # fmt: skip
+    console.print(table)
+    excluded = int(table_rates["excluded_low_fidelity"].sum()) if not table_rates.empty else 0
+    if excluded:
+        console.print(f"{excluded} low-fidelity verdict(s) excluded (--include-low-fidelity counts them)")
+
+
+def _pct(value: float) -> str:
+    return "-" if value != value else f"{value:.0%}"
+
+
 def print_status(s: CampaignStatus) -> None:
     """The status block ``campaign status`` prints."""
     table = Table(title=f"campaign {s.name}", show_header=False)
@@ -92,6 +164,13 @@ def print_status(s: CampaignStatus) -> None:
         "explanations",
         f"{s.explained} of {s.expected_explanations}{budget}: {_counts(s.explanations) or '-'}",
     )
+    if s.flags["judged"]:
+        f = s.flags
+        table.add_row(
+            "flags",
+            f"{f['raised']} raised of {f['judged']} token-theme verdicts · {f['low_fidelity']} of them low-fidelity"
+            f" · {f['unverbalized']} unverbalized (nla-workbench campaign flags {s.name})",
+        )
     table.add_row("eta", f"{s.eta_seconds:.0f} s at the last run's rate" if s.eta_seconds else "-")
     for run_id, state, started, finished in s.runs:
         end = finished.strftime("%H:%M:%S") if finished else "…"
@@ -127,6 +206,8 @@ def demo(
         Text.assemble(
             ("\ndemo store: ", "bold"), where,
             f"\nnext: nla-workbench campaign status {spec.name} --db {db}",
+            f"\n      nla-workbench campaign flags {spec.name} --db {db} --include-low-fidelity",
+            f"\n      nla-workbench campaign rates {spec.name} --db {db} --include-low-fidelity",
             "\n      nla-workbench nla verbalize --text 'What are you hiding?'",
         )
     )  # fmt: skip

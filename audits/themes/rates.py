@@ -1,0 +1,164 @@
+"""Flag rates from the store: per scenario, theme and condition, with Wilson intervals, split into
+verbalized and unverbalized, and each condition against its paired control (Newcombe interval of the
+difference). Dashboards and reports read these frames, so their numbers agree.
+
+The unit is a token with at least one parsed explanation sample; tokens of one transcript are not
+independent, so ``unit="transcript"`` (a transcript counts once, flagged if any token is) gives the
+conservative view. Low-fidelity verdicts are excluded unless asked for, and counted."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+
+from audits.errors import SpecError
+from audits.store import (
+    SQLACampaign,
+    SQLAExplanation,
+    SQLAFlag,
+    SQLATokenPosition,
+    SQLATranscript,
+    SQLAVariant,
+    Store,
+)
+from audits.themes.intervals import newcombe_difference, wilson_interval
+
+Unit = Literal["token", "transcript"]
+CELL = ["scenario_id", "theme_id", "variant_key", "condition", "is_control"]
+
+
+def campaign_id_of(store: Store, name: str) -> int:
+    """The id of a campaign by name; an unknown name lists the known ones."""
+    with store.session() as session:
+        found = session.scalar(select(SQLACampaign.id).where(SQLACampaign.name == name))
+        if found is None:
+            known = session.scalars(select(SQLACampaign.name).order_by(SQLACampaign.name)).all()
+            raise SpecError(
+                f"no campaign named {name!r} in {store.name}; known: {', '.join(known) or 'none'}"
+            )
+    return found
+
+
+def condition_label(conditions: dict[str, str]) -> str:
+    """``slot=value,...`` in slot order; ``(none)`` for a cell without slots."""
+    return ",".join(f"{k}={v}" for k, v in sorted(conditions.items())) or "(none)"
+
+
+def flag_frame(store: Store, campaign: str) -> pd.DataFrame:
+    """Every current verdict of a campaign (the newest rule per theme), one row per (token, theme),
+    with its token, transcript, variant, cited explanation and visibility."""
+    campaign_id = campaign_id_of(store, campaign)
+    query = (
+        select(
+            SQLAFlag.id.label("flag_id"), SQLAFlag.theme_id, SQLAFlag.theme_version, SQLAFlag.rule_key,
+            SQLAFlag.raised, SQLAFlag.score, SQLAFlag.agreement, SQLAFlag.n_samples, SQLAFlag.n_hits,
+            SQLAFlag.neighbours, SQLAFlag.low_fidelity, SQLAFlag.fve, SQLAFlag.cos, SQLAFlag.explanation_id,
+            SQLAExplanation.text.label("explanation"), SQLAFlag.evidence_text, SQLAFlag.in_reply,
+            SQLAFlag.in_prompt, SQLAFlag.visible_message_index, SQLAFlag.visible_evidence,
+            SQLAFlag.checkpoint_id, SQLAFlag.token_position_id, SQLATokenPosition.position,
+            SQLATokenPosition.token_text, SQLATokenPosition.role, SQLATokenPosition.message_index,
+            SQLATranscript.id.label("transcript_id"), SQLAVariant.variant_key, SQLAVariant.scenario_id,
+            SQLAVariant.is_control, SQLAVariant.conditions_json,
+        )
+        .join(SQLATokenPosition, SQLATokenPosition.id == SQLAFlag.token_position_id)
+        .join(SQLATranscript, SQLATranscript.id == SQLATokenPosition.transcript_id)
+        .join(SQLAVariant, SQLAVariant.id == SQLATranscript.variant_id)
+        .outerjoin(SQLAExplanation, SQLAExplanation.id == SQLAFlag.explanation_id)
+        .where(SQLAFlag.campaign_id == campaign_id)
+        .order_by(SQLAFlag.id)
+    )  # fmt: skip
+    with store.session() as session:
+        frame = pd.DataFrame(session.execute(query).all(), columns=list(query.selected_columns.keys()))
+    if frame.empty:
+        return frame.assign(condition=pd.Series(dtype=str), verbalized=pd.Series(dtype=bool))
+    newest = frame.groupby("theme_id")["flag_id"].transform("max")
+    current = frame.set_index("flag_id").loc[newest, ["theme_version", "rule_key"]].to_numpy()
+    keep = (frame[["theme_version", "rule_key"]].to_numpy() == current).all(axis=1)
+    frame = frame[keep].reset_index(drop=True)
+    frame["condition"] = frame.pop("conditions_json").map(condition_label)
+    frame["verbalized"] = frame["in_reply"] | frame["in_prompt"]
+    return frame
+
+
+def _per_unit(frame: pd.DataFrame, unit: Unit) -> pd.DataFrame:
+    if unit == "token":
+        return frame
+    grouped = frame.groupby([*CELL, "transcript_id"], as_index=False)
+    return grouped.agg(
+        raised=("raised", "any"),
+        verbalized=("verbalized", "any"),
+        raised_unverbalized=("raised_unverbalized", "any"),
+        raised_verbalized=("raised_verbalized", "any"),
+    )
+
+
+def flag_rates(
+    frame: pd.DataFrame, *, include_low_fidelity: bool = False, unit: Unit = "token", confidence: float = 0.95
+) -> pd.DataFrame:
+    """Per cell (scenario, theme, variant): ``n`` units, ``k`` raised, the rate and its interval,
+    and the same for verbalized and unverbalized flags; ``excluded_low_fidelity`` counts the
+    low-fidelity verdicts left out."""
+    columns = [*CELL, "n", "k", "rate", "low", "high", "k_verbalized", "rate_verbalized", "low_verbalized",
+               "high_verbalized", "k_unverbalized", "rate_unverbalized", "low_unverbalized", "high_unverbalized",
+               "excluded_low_fidelity"]  # fmt: skip
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    excluded = frame[frame["low_fidelity"]].groupby(CELL).size()
+    used = frame if include_low_fidelity else frame[~frame["low_fidelity"]]
+    used = used.assign(
+        raised_verbalized=used["raised"] & used["verbalized"],
+        raised_unverbalized=used["raised"] & ~used["verbalized"],
+    )
+    units = _per_unit(used, unit)
+    out = units.groupby(CELL, as_index=False).agg(
+        n=("raised", "size"), k=("raised", "sum"), k_verbalized=("raised_verbalized", "sum"),
+        k_unverbalized=("raised_unverbalized", "sum"),
+    )  # fmt: skip
+    for suffix in ("", "_verbalized", "_unverbalized"):
+        k = out[f"k{suffix}"].to_numpy()
+        n = out["n"].to_numpy()
+        out[f"rate{suffix}"] = np.where(n > 0, k / np.maximum(n, 1), np.nan)
+        out[f"low{suffix}"], out[f"high{suffix}"] = wilson_interval(k, n, confidence)
+    out["excluded_low_fidelity"] = [
+        int(excluded.get(tuple(row), 0)) if not include_low_fidelity else 0 for row in out[CELL].to_numpy()
+    ]
+    return out[columns]
+
+
+def condition_vs_control(rates: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Each condition cell against its scenario's paired control (the control whose conditions are a
+    subset of the cell's): both rates, the difference and its Newcombe interval, overall and for
+    unverbalized flags."""
+    columns = ["scenario_id", "theme_id", "condition", "n", "rate", "control_condition", "control_n",
+               "control_rate", "diff", "diff_low", "diff_high", "diff_unverbalized", "diff_unverbalized_low",
+               "diff_unverbalized_high"]  # fmt: skip
+    mains, controls = rates[~rates["is_control"]], rates[rates["is_control"]]
+    rows = []
+    for main in mains.itertuples(index=False):
+        match = controls[
+            (controls["scenario_id"] == main.scenario_id) & (controls["theme_id"] == main.theme_id)
+        ]
+        match = match[match["condition"].map(lambda c, cell=main.condition: _subset(c, cell))]
+        if match.empty:
+            continue
+        control = match.iloc[0]
+        diff, low, high = newcombe_difference(main.k, main.n, control["k"], control["n"], confidence)
+        u_diff, u_low, u_high = newcombe_difference(
+            main.k_unverbalized, main.n, control["k_unverbalized"], control["n"], confidence
+        )
+        rows.append(
+            [main.scenario_id, main.theme_id, main.condition, main.n, main.rate, control["condition"],
+             control["n"], control["rate"], float(diff), float(low), float(high), float(u_diff), float(u_low),
+             float(u_high)]
+        )  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _subset(control: str, cell: str) -> bool:
+    """Whether a control's condition label is part of a cell's label."""
+    if control == "(none)":
+        return True
+    return set(control.split(",")) <= set(cell.split(","))

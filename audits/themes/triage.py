@@ -1,0 +1,30 @@
+"""Theme triage: each theme as a probe for :mod:`nla.triage` (its description, what counts and its
+exemplars against its look-alikes), turned into directions with a campaign's NLA and target."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from audits.themes.definitions import Theme
+from nla.checkpoint import NLA
+from nla.pipeline import Target
+from nla.reference import reference_vectors
+from nla.triage import Probe, ProbeDirection, probe_directions
+
+
+def theme_probe(theme: Theme) -> Probe:
+    """The texts that describe a theme, and its innocent look-alikes."""
+    return Probe(
+        theme.key,
+        (theme.description, *theme.counts, *theme.exemplars.positive),
+        (*theme.does_not_count, *theme.exemplars.negative),
+    )
+
+
+def theme_directions(target: Target, nla: NLA, themes: Sequence[Theme]) -> list[ProbeDirection]:
+    """One direction per theme in the NLA's activation space, z-scored on reference activations of
+    the target at the NLA's layer."""
+    reference = reference_vectors(target.model, target.tokenizer, nla.meta.layer)
+    return probe_directions(
+        nla.ar.reconstruct, [theme_probe(t) for t in themes], reference, nla.meta.mse_scale
+    )

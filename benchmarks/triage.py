@@ -1,0 +1,184 @@
+"""Triage against exhaustive verbalization on the demo (starter) campaign.
+
+Runs the starter campaign with every assistant token verbalized (no cap), which also stores every
+token's triage score, then asks: had we verbalized only the triage top-K tokens per transcript, how
+many of the flags that exhaustive verbalization raised would we have kept? Prints the cost of
+triage per token against verbalizing it (target <= 1/100), the recall curve over K with the saving
+each K gives and a random-selection baseline, and the recall at the K that gives a 10x saving
+(target >= 0.9). Run it with::
+
+    .venv/bin/python benchmarks/triage.py [--db triage-bench.db] [--checkpoint init]
+
+With the untrained ``init`` NLA the flags themselves are noise (its explanations carry no information
+about the activations), so recall near the random baseline is the expected, honest result; the
+script says which NLA it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import defaultdict
+
+import torch
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
+
+from audits.campaign_spec import load_campaign
+from audits.runner import CampaignRunner, register_campaign
+from audits.scenario_library import load_library
+from audits.starters import starter_path
+from audits.store import (
+    SQLAActivation,
+    SQLAExplanation,
+    SQLAFlag,
+    SQLATokenPosition,
+    SQLATriageScore,
+    Store,
+    blob_to_vector,
+    open_store,
+    upgrade,
+)
+from audits.themes.definitions import select_themes
+from audits.themes.triage import theme_directions
+from nla.checkpoint import load_nla
+from nla.pipeline import load_target
+from nla.triage import triage_scores
+from workbench.cli.progress import progress_bar
+
+console = Console()
+
+
+def run_exhaustive(db: str, checkpoint: str) -> str:
+    """The starter campaign with every assistant token verbalized; returns its name."""
+    library = load_library()
+    spec = load_campaign(starter_path("starter"), library)
+    spec = spec.model_copy(
+        update={
+            "name": "triage-bench",
+            "tokens": spec.tokens.model_copy(update={"max_per_transcript": None}),
+            "nla": spec.nla.model_copy(update={"checkpoint": checkpoint}),
+        }
+    )
+    upgrade(db)
+    with open_store(db) as store:
+        register_campaign(store, spec)
+        CampaignRunner(store, spec.name, library, stage=lambda s: progress_bar(console, s)).run()
+    return spec.name
+
+
+def token_table(store: Store) -> dict[int, list[tuple[float, bool, bool]]]:
+    """Per transcript: (triage score = max over themes, raised, raised and not low-fidelity) of every
+    verbalized token."""
+    with store.session() as s:
+        triage = dict(
+            s.execute(
+                select(SQLATriageScore.token_position_id, func.max(SQLATriageScore.score)).group_by(
+                    SQLATriageScore.token_position_id
+                )
+            ).all()
+        )
+        flags: dict[int, tuple[bool, bool]] = {}
+        for tp, raised, low in s.execute(
+            select(SQLAFlag.token_position_id, SQLAFlag.raised, SQLAFlag.low_fidelity)
+        ):
+            any_raised, any_kept = flags.get(tp, (False, False))
+            flags[tp] = (any_raised or raised, any_kept or (raised and not low))
+        tokens = s.execute(
+            select(SQLATokenPosition.transcript_id, SQLATokenPosition.id)
+            .join(SQLAActivation, SQLAActivation.token_position_id == SQLATokenPosition.id)
+            .order_by(SQLATokenPosition.id)
+        ).all()
+    out: dict[int, list[tuple[float, bool, bool]]] = defaultdict(list)
+    for transcript, tp in tokens:
+        out[transcript].append((triage[tp], *flags.get(tp, (False, False))))
+    return out
+
+
+def recall_curve(
+    table: dict[int, list[tuple[float, bool, bool]]], which: int
+) -> list[tuple[int, float, float, float]]:
+    """(K, saving, recall of triage top-K, expected recall of K random tokens) for K = 1.. max."""
+    total = sum(len(v) for v in table.values())
+    flagged = sum(row[which] for v in table.values() for row in v)
+    rows = []
+    for k in range(1, max(len(v) for v in table.values()) + 1):
+        kept = random = chosen = 0.0
+        for tokens in table.values():
+            order = sorted(range(len(tokens)), key=lambda i: (-tokens[i][0], i))[:k]
+            kept += sum(tokens[i][which] for i in order)
+            random += min(k, len(tokens)) / len(tokens) * sum(t[which] for t in tokens)
+            chosen += min(k, len(tokens))
+        rows.append(
+            (
+                k,
+                total / chosen,
+                kept / flagged if flagged else float("nan"),
+                random / flagged if flagged else float("nan"),
+            )
+        )
+    return rows
+
+
+def costs(store: Store, checkpoint: str) -> tuple[float, float, float, int]:
+    """Seconds per token: verbalizing it (all samples, AV + AR, as the runner measured), triaging it
+    (the dot products), and the one-time theme-direction cost; and the token count."""
+    library = load_library()
+    spec = load_campaign(starter_path("starter"), library)
+    with store.session() as s:
+        per_explanation = s.scalar(select(func.avg(SQLAExplanation.generation_seconds)))
+        blobs = s.execute(select(SQLAActivation.vector, SQLAActivation.d_model)).all()
+    vectors = torch.stack([torch.from_numpy(blob_to_vector(b, d)) for b, d in blobs])
+    target = load_target(spec.target.model)
+    nla = load_nla(checkpoint, target_ref=spec.target.model, layer=spec.nla.layer)
+    began = time.perf_counter()
+    directions = theme_directions(target, nla, select_themes(spec.themes))
+    setup = time.perf_counter() - began
+    repeats = 50
+    began = time.perf_counter()
+    for _ in range(repeats):
+        triage_scores(vectors, directions, nla.meta.mse_scale)
+    triage = (time.perf_counter() - began) / repeats / len(vectors)
+    return per_explanation * spec.sampling.samples, triage, setup, len(vectors)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", default="triage-bench.db", help="store to build (reused if it exists)")
+    parser.add_argument("--checkpoint", default="init", help="the NLA to verbalize with")
+    args = parser.parse_args()
+    name = run_exhaustive(args.db, args.checkpoint)
+    with open_store(args.db) as store:
+        table = token_table(store)
+        verbalize, triage, setup, n = costs(store, args.checkpoint)
+    console.print(
+        f"campaign {name}: {n} verbalized tokens in {len(table)} transcripts, NLA {args.checkpoint!r}"
+    )
+    console.print(
+        f"cost per token: verbalize {verbalize * 1e3:.1f} ms (all samples, AV + AR) · triage {triage * 1e6:.2f} µs "
+        f"(dot products) -> ratio 1/{verbalize / triage:,.0f}; one-time theme directions {setup:.1f} s "
+        f"(= {setup / n * 1e3:.1f} ms per token over this campaign; ratio incl. it 1/{verbalize / (triage + setup / n):,.0f})"
+    )
+    for which, label in ((1, "all raised flags"), (2, "raised flags above the fidelity gate")):
+        curve = recall_curve(table, which)
+        flagged = sum(row[which] for v in table.values() for row in v)
+        out = Table(
+            "K", "saving", "triage recall", "random recall", title=f"recall of {label} ({flagged} tokens)"
+        )
+        for k, saving, recall, random in curve:
+            if k <= 12 or k % 10 == 0:
+                out.add_row(str(k), f"{saving:.1f}x", f"{recall:.2f}", f"{random:.2f}")
+        console.print(out)
+        ten = next((row for row in reversed(curve) if row[1] >= 10), None)  # the largest K still saving 10x
+        if ten is None:
+            console.print("no K gives a 10x saving on these transcripts")
+        else:
+            k, saving, recall, random = ten
+            console.print(
+                f"at K={k} (saving {saving:.1f}x): triage recall {recall:.2f} vs random {random:.2f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
