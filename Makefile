@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench
+.PHONY: setup system-deps demo test lint bench
 
 setup: $(STAMP)
 
@@ -14,10 +14,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Debian packages the PDF reports and their tests need: Chromium prints the HTML report, poppler-utils
+# (pdftoppm, pdftotext) checks the pages. Needs root (CI runs it; on a workstation use sudo).
+system-deps:
+	@command -v chromium >/dev/null && command -v pdftoppm >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils >/dev/null)
+
 demo: setup
 	$(BIN)/nla-workbench demo --db workbench.db
 
-test: setup
+test: setup system-deps
 	$(BIN)/pytest -q
 
 lint: setup

@@ -58,7 +58,7 @@ def flag_frame(store: Store, campaign: str) -> pd.DataFrame:
             SQLAFlag.neighbours, SQLAFlag.low_fidelity, SQLAFlag.fve, SQLAFlag.cos, SQLAFlag.explanation_id,
             SQLAExplanation.text.label("explanation"), SQLAFlag.evidence_text, SQLAFlag.in_reply,
             SQLAFlag.in_prompt, SQLAFlag.visible_message_index, SQLAFlag.visible_evidence,
-            SQLAFlag.checkpoint_id, SQLAFlag.token_position_id, SQLATokenPosition.position,
+            SQLAFlag.checkpoint_id, SQLAFlag.activation_key, SQLAFlag.token_position_id, SQLATokenPosition.position,
             SQLATokenPosition.token_text, SQLATokenPosition.role, SQLATokenPosition.message_index,
             SQLATranscript.id.label("transcript_id"), SQLAVariant.variant_key, SQLAVariant.scenario_id,
             SQLAVariant.is_control, SQLAVariant.conditions_json,

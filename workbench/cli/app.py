@@ -13,6 +13,7 @@ from nla.errors import NLAError
 from workbench.cli.campaign_commands import campaign_app, demo
 from workbench.cli.db_commands import db_app
 from workbench.cli.nla_commands import nla_app
+from workbench.cli.report_commands import export, report, review_app
 from workbench.cli.theme_commands import themes_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Audit language models with NLAs.")
@@ -20,6 +21,9 @@ app.add_typer(nla_app, name="nla")
 app.add_typer(db_app, name="db")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(themes_app, name="themes")
+app.add_typer(review_app, name="review")
+app.command("report")(report)
+app.command("export")(export)
 app.command("demo")(demo)
 err_console = Console(stderr=True)
 

@@ -1,0 +1,1 @@
+"""Audit reports (HTML, PDF, Markdown) and analysis-ready exports of a campaign, read from the store."""

@@ -1,0 +1,173 @@
+"""Analysis-ready exports of a campaign: flags, explanations, reviews or tokens as CSV, JSONL or
+Parquet. Rows stream from the database in chunks (never a whole table in memory) and every column has
+a fixed name, type and meaning (:data:`COLUMNS`), so files from different campaigns concatenate."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import Select, func, select
+
+from audits.store import (
+    SQLAActivation,
+    SQLAExplanation,
+    SQLAFlag,
+    SQLAReview,
+    SQLATokenPosition,
+    SQLATranscript,
+    SQLATriageScore,
+    SQLAVariant,
+    Store,
+)
+from audits.themes.rates import campaign_id_of
+
+What = Literal["flags", "explanations", "reviews", "tokens"]
+Format = Literal["csv", "jsonl", "parquet"]
+CHUNK = 5_000
+
+_STR, _INT, _F64, _BOOL, _TS = pa.string(), pa.int64(), pa.float64(), pa.bool_(), pa.timestamp("us", tz="UTC")
+_TOKEN = [
+    ("scenario_id", _STR, "scenario id"), ("variant_key", _STR, "scenario variant (condition cell or control)"),
+    ("is_control", _BOOL, "the variant is a scenario's paired control"), ("transcript_id", _INT, "transcript row id"),
+    ("position", _INT, "token position in the templated transcript"), ("token", _STR, "the token's text"),
+    ("role", _STR, "system, user or assistant"), ("message_index", _INT, "message the token belongs to"),
+]  # fmt: skip
+COLUMNS: dict[str, list[tuple[str, pa.DataType, str]]] = {
+    "flags": [
+        ("flag_id", _INT, "flag row id (reviews refer to it)"), *_TOKEN, ("theme_id", _STR, "theme id"),
+        ("theme_version", _INT, "theme definition version"), ("raised", _BOOL, "the flag rule raised a flag"),
+        ("score", _F64, "mean detector score of the hitting samples"), ("agreement", _F64, "share of samples that hit"),
+        ("n_samples", _INT, "parsed explanation samples"), ("n_hits", _INT, "samples that hit the theme"),
+        ("neighbours", _INT, "nearby tokens that hit too"), ("low_fidelity", _BOOL, "cited FVE below the rule's minimum"),
+        ("fve", _F64, "FVE of the cited explanation"), ("cos", _F64, "cos of the cited explanation"),
+        ("explanation_id", _INT, "cited explanation row id"), ("evidence", _STR, "span that triggered the detector"),
+        ("in_reply", _BOOL, "the target's reply expresses the theme"), ("in_prompt", _BOOL, "the prompt expresses it"),
+        ("checkpoint_id", _STR, "NLA checkpoint id"),
+    ],
+    "explanations": [
+        ("explanation_id", _INT, "explanation row id"), *_TOKEN, ("activation_key", _STR, "sha256 of the vector"),
+        ("checkpoint_id", _STR, "NLA checkpoint id"), ("sample_index", _INT, "sample number for this vector"),
+        ("status", _STR, "ok, empty, unclosed, no_tags or injection_failed"), ("text", _STR, "parsed explanation"),
+        ("n_tokens", _INT, "generated tokens"), ("finish", _STR, "stop, eos or length"), ("cos", _F64, "AR cos"),
+        ("mse", _F64, "AR normalised mse"), ("fve", _F64, "AR FVE (null without a baseline)"),
+        ("created_at", _TS, "when it was stored (UTC)"),
+    ],
+    "reviews": [
+        ("review_id", _INT, "review row id"), ("flag_id", _INT, "the reviewed flag"), ("theme_id", _STR, "theme id"),
+        ("variant_key", _STR, "scenario variant"), ("position", _INT, "token position"),
+        ("author", _STR, "reviewer"), ("decision", _STR, "confirm, dismiss or follow_up"), ("reason", _STR, "why"),
+        ("created_at", _TS, "when (UTC); the latest decision per flag is its state"),
+    ],
+    "tokens": [
+        *_TOKEN, ("token_id", _INT, "vocabulary id"), ("in_content", _BOOL, "inside a message's content"),
+        ("is_special", _BOOL, "a special token"), ("selection", _STR, "why it was verbalized (null: not verbalized)"),
+        ("activation_norm", _F64, "L2 norm of its residual vector (null: not extracted)"),
+        ("triage_max", _F64, "highest triage z-score over the campaign's themes (null: not triaged)"),
+    ],
+}  # fmt: skip
+
+_TOKEN_COLS = (
+    SQLAVariant.scenario_id, SQLAVariant.variant_key, SQLAVariant.is_control, SQLATranscript.id,
+    SQLATokenPosition.position, SQLATokenPosition.token_text, SQLATokenPosition.role, SQLATokenPosition.message_index,
+)  # fmt: skip
+
+
+def _from_tokens(query: Select, campaign_id: int) -> Select:
+    return (
+        query.join(SQLATranscript, SQLATranscript.id == SQLATokenPosition.transcript_id)
+        .join(SQLAVariant, SQLAVariant.id == SQLATranscript.variant_id)
+        .where(SQLAVariant.campaign_id == campaign_id)
+    )
+
+
+def _query(what: What, campaign_id: int) -> Select:
+    if what == "flags":
+        query = select(SQLAFlag.id, *_TOKEN_COLS, SQLAFlag.theme_id, SQLAFlag.theme_version, SQLAFlag.raised,
+                       SQLAFlag.score, SQLAFlag.agreement, SQLAFlag.n_samples, SQLAFlag.n_hits, SQLAFlag.neighbours,
+                       SQLAFlag.low_fidelity, SQLAFlag.fve, SQLAFlag.cos, SQLAFlag.explanation_id,
+                       SQLAFlag.evidence_text, SQLAFlag.in_reply, SQLAFlag.in_prompt, SQLAFlag.checkpoint_id)  # fmt: skip
+        query = query.join(SQLATokenPosition, SQLATokenPosition.id == SQLAFlag.token_position_id)
+        return _from_tokens(query, campaign_id).order_by(SQLAFlag.id)
+    if what == "explanations":
+        e = SQLAExplanation
+        query = select(e.id, *_TOKEN_COLS, e.activation_key, e.checkpoint_id, e.sample_index, e.status, e.text,
+                       e.n_tokens, e.finish, e.cos, e.mse, e.fve, e.created_at)  # fmt: skip
+        query = query.join(SQLAActivation, SQLAActivation.activation_key == e.activation_key).join(
+            SQLATokenPosition, SQLATokenPosition.id == SQLAActivation.token_position_id
+        )
+        return _from_tokens(query, campaign_id).order_by(SQLATokenPosition.id, e.sample_index, e.id)
+    if what == "reviews":
+        r = SQLAReview
+        query = (
+            select(r.id, r.flag_id, SQLAFlag.theme_id, SQLAVariant.variant_key, SQLATokenPosition.position, r.author,
+                   r.decision, r.reason, r.created_at)
+            .join(SQLAFlag, SQLAFlag.id == r.flag_id)
+            .join(SQLATokenPosition, SQLATokenPosition.id == SQLAFlag.token_position_id)
+        )  # fmt: skip
+        return _from_tokens(query, campaign_id).order_by(r.id)
+    triage = (
+        select(SQLATriageScore.token_position_id, func.max(SQLATriageScore.score).label("best"))
+        .group_by(SQLATriageScore.token_position_id)
+        .subquery()
+    )
+    query = (
+        select(*_TOKEN_COLS, SQLATokenPosition.token_id, SQLATokenPosition.in_content, SQLATokenPosition.is_special,
+               SQLAActivation.selection, SQLAActivation.norm, triage.c.best)
+        .select_from(SQLATokenPosition)
+        .outerjoin(SQLAActivation, SQLAActivation.token_position_id == SQLATokenPosition.id)
+        .outerjoin(triage, triage.c.token_position_id == SQLATokenPosition.id)
+    )  # fmt: skip
+    return _from_tokens(query, campaign_id).order_by(SQLATranscript.id, SQLATokenPosition.position)
+
+
+def stream_rows(store: Store, campaign: str, what: What) -> Iterator[list[dict[str, Any]]]:
+    """Chunks of export rows, read with a server-side cursor where the driver has one."""
+    if what not in COLUMNS:
+        raise ValueError(f"--what {what!r}: choose one of {', '.join(COLUMNS)}")
+    names = [name for name, _, _ in COLUMNS[what]]
+    query = _query(what, campaign_id_of(store, campaign))
+    with store.engine.connect() as connection:
+        result = connection.execution_options(stream_results=True, yield_per=CHUNK).execute(query)
+        for chunk in result.partitions(CHUNK):
+            yield [dict(zip(names, row, strict=True)) for row in chunk]
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot export {type(value).__name__}")
+
+
+def write_export(chunks: Iterator[list[dict[str, Any]]], what: What, fmt: Format, path: Path) -> int:
+    """Write streamed rows to ``path`` in ``fmt``; return the number of rows."""
+    schema = pa.schema([pa.field(name, kind) for name, kind, _ in COLUMNS[what]])
+    count = 0
+    if fmt == "parquet":
+        with pq.ParquetWriter(path, schema) as writer:
+            for chunk in chunks:
+                writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
+                count += len(chunk)
+            if count == 0:
+                writer.write_table(schema.empty_table())
+        return count
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=schema.names) if fmt == "csv" else None
+        if writer:
+            writer.writeheader()
+        for chunk in chunks:
+            for row in chunk:
+                if writer:
+                    writer.writerow(
+                        {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
+                    )
+                else:
+                    fh.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
+            count += len(chunk)
+    return count

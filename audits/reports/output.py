@@ -1,0 +1,39 @@
+"""Writing report and export files: refuse to overwrite unless forced, fail before any work on an
+unwritable path, and write atomically (a temporary sibling renamed into place)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from audits.errors import SpecError
+
+
+def check_output(path: Path, *, force: bool) -> None:
+    """Refuse an existing file (unless ``force``), a directory, or a folder that cannot be written."""
+    path = Path(path)
+    if path.is_dir():
+        raise SpecError(f"--out {path} is a directory; give a file name")
+    if path.exists() and not force:
+        raise SpecError(f"--out {path} already exists; pass --force to overwrite it")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise SpecError(f"--out {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise SpecError(f"--out {path}: directory {parent} is not writable")
+
+
+@contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` that replaces it when the block succeeds; removed otherwise."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}-")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
