@@ -160,9 +160,17 @@ def main() -> None:
         f"(dot products) -> ratio 1/{verbalize / triage:,.0f}; one-time theme directions {setup:.1f} s "
         f"(= {setup / n * 1e3:.1f} ms per token over this campaign; ratio incl. it 1/{verbalize / (triage + setup / n):,.0f})"
     )
+    with open_store(args.db) as store, store.session() as s:
+        statuses = dict(
+            s.execute(select(SQLAExplanation.status, func.count()).group_by(SQLAExplanation.status)).all()
+        )
+    console.print(f"explanations by status: {statuses} (only 'ok' ones are scored for themes)")
     for which, label in ((1, "all raised flags"), (2, "raised flags above the fidelity gate")):
-        curve = recall_curve(table, which)
         flagged = sum(row[which] for v in table.values() for row in v)
+        if not flagged:
+            console.print(f"recall of {label}: undefined, exhaustive verbalization raised no such flag")
+            continue
+        curve = recall_curve(table, which)
         out = Table(
             "K", "saving", "triage recall", "random recall", title=f"recall of {label} ({flagged} tokens)"
         )
