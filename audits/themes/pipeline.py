@@ -54,16 +54,18 @@ class ThemeJob:
 def register_themes(store: Store, themes: Sequence[Theme]) -> None:
     """Record each theme version's content; a changed definition under a stored version is refused."""
     with store.session() as session:
-        stored = dict(
-            session.execute(
-                select(SQLAThemeDefinition.theme_id, SQLAThemeDefinition.content_hash).where(
-                    SQLAThemeDefinition.theme_id.in_([t.id for t in themes])
-                    & SQLAThemeDefinition.version.in_([t.version for t in themes])
-                )
-            ).all()
-        )
+        stored = {
+            (theme_id, version): digest
+            for theme_id, version, digest in session.execute(
+                select(
+                    SQLAThemeDefinition.theme_id,
+                    SQLAThemeDefinition.version,
+                    SQLAThemeDefinition.content_hash,
+                ).where(SQLAThemeDefinition.theme_id.in_([t.id for t in themes]))
+            )
+        }
         for theme in themes:
-            if theme.id in stored and stored[theme.id] != theme.content_hash():
+            if stored.get((theme.id, theme.version), theme.content_hash()) != theme.content_hash():
                 raise SpecError(
                     f"theme {theme.key} differs from the definition stored in {store.name} under the same "
                     "version; bump `version` in its file so old and new scores stay apart"

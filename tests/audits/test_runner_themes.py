@@ -131,8 +131,10 @@ def test_a_changed_theme_needs_a_new_version(db: str) -> None:
         with pytest.raises(SpecError, match=r"deception@v1 differs .* bump `version`"):
             register_themes(store, [edited])
         register_themes(store, [edited.model_copy(update={"version": 2})])
+        other_v2 = load_themes()["sycophancy"].model_copy(update={"version": 2})
+        register_themes(store, [theme, other_v2])  # v1 is checked against v1, not the stored v2
         with store.session() as s:
-            assert s.scalar(select(func.count()).select_from(SQLAThemeDefinition)) == 2
+            assert s.scalar(select(func.count()).select_from(SQLAThemeDefinition)) == 3
 
 
 def test_triage_needs_themes(tiny_dirs, tiny_taught_dir: Path) -> None:
