@@ -19,7 +19,7 @@ from audits.errors import SpecError
 from audits.scenario_library import Scenario, select
 from audits.store.keys import json_key
 from audits.themes.definitions import check_theme_ids
-from audits.yaml_source import describe_errors, load_model
+from audits.yaml_source import describe_errors, load_model, load_model_text
 from nla.resolve import DEFAULT_TARGET
 
 
@@ -215,9 +215,17 @@ def load_campaign(path: Path, library: dict[str, Scenario]) -> CampaignSpec:
     return load_model(Path(path), CampaignSpec, library=library)
 
 
-def campaign_from_dict(data: dict[str, Any], library: dict[str, Scenario]) -> CampaignSpec:
-    """Validate a campaign given as a Python dict (the same checks as a YAML file)."""
+def load_campaign_text(text: str, name: str, library: dict[str, Scenario]) -> CampaignSpec:
+    """Validate campaign YAML given as text (an upload named ``name``) with the same checks and messages."""
+    return load_model_text(text, name, CampaignSpec, library=library)
+
+
+def campaign_from_dict(
+    data: dict[str, Any], library: dict[str, Scenario], where: str = "<campaign>"
+) -> CampaignSpec:
+    """Validate a campaign given as a Python dict (the same checks as a YAML file); ``where`` names it
+    in messages."""
     try:
         return CampaignSpec.model_validate(data, context={"library": library})
     except ValidationError as exc:
-        raise SpecError(describe_errors(Path("<campaign>"), exc, {})) from exc
+        raise SpecError(describe_errors(Path(where), exc, {})) from exc

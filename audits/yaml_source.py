@@ -33,13 +33,18 @@ def read_yaml(path: Path) -> tuple[Any, dict[Location, int]]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    return parse_yaml(text, path)
+
+
+def parse_yaml(text: str, where: Path | str) -> tuple[Any, dict[Location, int]]:
+    """Parse YAML ``text`` named ``where`` in messages; return the data and the line of each key / item."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise SpecError(f"{where}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from exc
+        at = f"{where}:{mark.line + 1}" if mark else str(where)
+        raise SpecError(f"{at}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from exc
     positions: dict[Location, int] = {}
     if node is not None:
         _positions(node, (), positions)
@@ -59,7 +64,17 @@ def describe_errors(path: Path, exc: ValidationError, positions: dict[Location, 
 
 def load_model(path: Path, model: type[Model], **context: Any) -> Model:
     """Read a YAML file into ``model``; any problem raises one :class:`SpecError`."""
-    data, positions = read_yaml(path)
+    return _validate(*read_yaml(path), path, model, context)
+
+
+def load_model_text(text: str, where: str, model: type[Model], **context: Any) -> Model:
+    """Validate YAML ``text`` (an upload, named ``where`` in messages) into ``model``, like :func:`load_model`."""
+    return _validate(*parse_yaml(text, where), Path(where), model, context)
+
+
+def _validate(
+    data: Any, positions: dict[Location, int], path: Path, model: type[Model], context: dict[str, Any]
+) -> Model:
     try:
         return model.model_validate(data, context=context or None)
     except ValidationError as exc:

@@ -1,6 +1,9 @@
-"""Plotly charts of a report, as HTML fragments that need the plotly.js bundle inlined once."""
+"""Plotly charts of a report (and the dashboard), as figures or as HTML fragments that need the plotly.js
+bundle inlined once. Labels are HTML-escaped: plotly reads a subset of HTML in text."""
 
 from __future__ import annotations
+
+import html
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -16,8 +19,16 @@ def _fragment(figure: go.Figure) -> str:
 
 def rate_chart(rates: pd.DataFrame, theme: Theme) -> str:
     """Flag rate per scenario and condition (controls hatched) with Wilson intervals, for one theme."""
+    return _fragment(rate_figure(rates, theme))
+
+
+def rate_figure(rates: pd.DataFrame, theme: Theme) -> go.Figure:
+    """The figure of :func:`rate_chart`."""
     cells = rates[rates["theme_id"] == theme.id]
-    labels = [f"{r.scenario_id} · {'control' if r.is_control else r.condition}" for r in cells.itertuples()]
+    labels = [
+        html.escape(f"{r.scenario_id} · {'control' if r.is_control else r.condition}")
+        for r in cells.itertuples()
+    ]
     figure = go.Figure(
         go.Bar(
             x=labels, y=cells["rate"], marker_color=theme.colour,
@@ -31,17 +42,22 @@ def rate_chart(rates: pd.DataFrame, theme: Theme) -> str:
         title=f"{theme.name}: flag rate (95% Wilson interval)", yaxis={"tickformat": ".0%", "range": [0, 1]},
         height=360, margin={"t": 50, "b": 120},
     )  # fmt: skip
-    return _fragment(figure)
+    return figure
 
 
 def difference_chart(comparison: pd.DataFrame, themes: dict[str, Theme]) -> str:
     """Condition minus control flag rate per scenario, theme and condition, with Newcombe intervals."""
+    return _fragment(difference_figure(comparison, themes))
+
+
+def difference_figure(comparison: pd.DataFrame, themes: dict[str, Theme]) -> go.Figure:
+    """The figure of :func:`difference_chart`."""
     figure = go.Figure()
     for theme_id, rows in comparison.groupby("theme_id"):
         theme = themes.get(theme_id)
         figure.add_trace(
             go.Scatter(
-                x=rows["diff"], y=[f"{r.scenario_id} · {r.condition}" for r in rows.itertuples()], mode="markers",
+                x=rows["diff"], y=[html.escape(f"{r.scenario_id} · {r.condition}") for r in rows.itertuples()], mode="markers",
                 name=theme.name if theme else theme_id, marker={"color": theme.colour if theme else None, "size": 10},
                 error_x={"type": "data", "symmetric": False, "array": rows["diff_high"] - rows["diff"],
                          "arrayminus": rows["diff"] - rows["diff_low"]},
@@ -52,4 +68,4 @@ def difference_chart(comparison: pd.DataFrame, themes: dict[str, Theme]) -> str:
         title="Condition minus control (95% Newcombe interval)", xaxis={"tickformat": "+.0%", "range": [-1, 1]},
         height=max(300, 40 * len(comparison) + 120),
     )  # fmt: skip
-    return _fragment(figure)
+    return figure

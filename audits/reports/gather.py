@@ -17,7 +17,7 @@ from audits.review import OPEN, review_history, with_review_state
 from audits.scenario_library import Scenario
 from audits.store import SQLACampaign, SQLAExplanation, SQLARun, SQLATokenPosition, Store
 from audits.themes.definitions import Theme, load_themes
-from audits.themes.rates import condition_vs_control, flag_frame, flag_rates
+from audits.themes.rates import condition_vs_control, flag_frame, flag_rates, verdict_counts
 
 EXCERPT_BEFORE, EXCERPT_AFTER = 40, 20
 """Tokens of context shown before and after a flagged token."""
@@ -109,15 +109,15 @@ def gather(
     history = review_history(store, campaign)
     flags = with_review_state(frame, history)
     raised = flags[flags["raised"].astype(bool)]
-    rates = flag_rates(frame, include_low_fidelity=include_low_fidelity)
+    rates = flag_rates(verdict_counts(store, campaign), include_low_fidelity=include_low_fidelity)
     open_ = raised[raised["review_state"].isin([OPEN, "follow_up"])]
     return ReportData(
         campaign=campaign, description=row.description, created_at=row.created_at, generated_at=datetime.now(UTC),
         spec=row.spec_json, spec_hash=row.spec_hash, runs=runs, provenance=provenance, status=status,
         themes={t: load_themes()[t] for t in row.spec_json.get("themes", []) if t in load_themes()},
         fidelity=_fidelity(store, provenance), rates=rates, comparison=condition_vs_control(rates),
-        confirmed=_evidence(store, raised[raised["review_state"] == "confirm"]),
-        unreviewed=_evidence(store, open_) if include_unreviewed else [], unreviewed_count=len(open_),
+        confirmed=evidence(store, raised[raised["review_state"] == "confirm"]),
+        unreviewed=evidence(store, open_) if include_unreviewed else [], unreviewed_count=len(open_),
         dismissed_count=int((raised["review_state"] == "dismiss").sum()), reviewers=sorted(set(history["author"])),
         include_unreviewed=include_unreviewed, include_low_fidelity=include_low_fidelity,
         excluded_low_fidelity=0 if include_low_fidelity else int(frame["low_fidelity"].astype(bool).sum()),
@@ -146,7 +146,7 @@ def _fidelity(store: Store, provenance: dict[str, Any]) -> dict[str, float | int
     return stats
 
 
-def _evidence(store: Store, flags: pd.DataFrame) -> list[Evidence]:
+def evidence(store: Store, flags: pd.DataFrame) -> list[Evidence]:
     """Excerpt and samples for each flag, strongest first."""
     out = []
     for flag in flags.sort_values(["score", "agreement"], ascending=False).to_dict("records"):

@@ -13,52 +13,19 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import select, update
 
-from audits.campaign_spec import campaign_from_dict
 from audits.reports import exports
 from audits.reports.gather import gather
 from audits.reports.render import render_html, render_markdown, render_pdf
-from audits.review import add_review
-from audits.runner import CampaignRunner, register_campaign
-from audits.store import SQLAExplanation, SQLAFlag, open_store, upgrade
+from audits.store import open_store
 from audits.themes.rates import condition_vs_control, flag_frame, flag_rates
-from tests.audits.test_runner import GIVEN, campaign
-
-PAYLOADS = [
-    "<script>alert('xss')</script>",
-    "<img src=x onerror=alert(1)>",
-    '<a href="javascript:alert(2)">click</a>',
-    "</style><style>body{display:none}</style>",
-]
-XSS = {
-    **GIVEN,
-    "id": "xss-given",
-    "messages": [
-        {"role": "user", "content": "{{cue}} Tell me about " + PAYLOADS[0] + " the cat."},
-        {"role": "assistant", "content": "I am an assistant " + PAYLOADS[1] + " " + PAYLOADS[3]},
-    ],
-}
+from tests.audit_store import PAYLOADS, build_audit_store
 
 
 @pytest.fixture(scope="module")
 def store(tiny_dirs, tiny_taught_dir, tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("reports") / "store.db")
-    upgrade(path)
-    data = campaign(
-        tiny_dirs, {"llama": tiny_taught_dir}, name="xss", themes=["evaluation_awareness", "deception"],
-        sampling={"temperature": 0.0, "max_new_tokens": 40}, scenarios={"inline": [XSS]},
-        tokens={"roles": ["assistant"], "max_per_transcript": 3},
-    )  # fmt: skip
-    with open_store(path) as opened:
-        register_campaign(opened, campaign_from_dict(data, {}))
-        CampaignRunner(opened, "xss", {}).run()
-        with opened.session() as s:  # the model "writes" payloads into its explanations
-            s.execute(update(SQLAExplanation).values(text=SQLAExplanation.text + " " + " ".join(PAYLOADS)))
-            raised = s.scalars(select(SQLAFlag.id).where(SQLAFlag.raised).order_by(SQLAFlag.id)).all()
-        assert len(raised) >= 2
-        add_review(opened, raised[0], author="ann <b>", decision="confirm", reason="aware " + PAYLOADS[2])
-        add_review(opened, raised[1], author="bob", decision="dismiss", reason="noise")
+    db = build_audit_store(tmp_path_factory.mktemp("reports") / "store.db", tiny_dirs, tiny_taught_dir)
+    with open_store(db) as opened:
         yield opened
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from sqlalchemy import func, select
@@ -27,7 +28,7 @@ from audits.themes.calibration import load_calibration
 from audits.themes.definitions import load_themes
 from audits.themes.detectors import make_detectors
 from audits.themes.pipeline import register_themes
-from audits.themes.rates import condition_vs_control, flag_frame, flag_rates
+from audits.themes.rates import condition_vs_control, flag_frame, flag_rates, verdict_counts
 from tests.audits.test_runner import campaign
 
 THEMES = ["evaluation_awareness", "deception"]
@@ -91,6 +92,15 @@ def test_scores_flags_and_citations(tiny_dirs, tiny_taught_dir: Path, db: str) -
         rates = flag_rates(frame, include_low_fidelity=True)
         assert set(rates["theme_id"]) == set(THEMES)
         assert len(condition_vs_control(rates)) > 0
+        counted = verdict_counts(store, "themed")  # SQL-side counts: the same numbers, fewer rows
+        assert counted["weight"].sum() == len(frame) and len(counted) < len(frame)
+        for unit in ("token", "transcript"):
+            for low in (True, False):
+                pd.testing.assert_frame_equal(
+                    flag_rates(counted, include_low_fidelity=low, unit=unit),
+                    flag_rates(frame, include_low_fidelity=low, unit=unit),
+                    check_dtype=False,
+                )
         before = _counts(db)
         assert CampaignRunner(store, "themed", {}).run().new_explanations == 0
         assert _counts(db) == before  # a re-run scores and flags nothing twice

@@ -11,6 +11,7 @@ from transformers.utils import logging as hf_logging
 
 from nla.errors import NLAError
 from workbench.cli.campaign_commands import campaign_app, demo
+from workbench.cli.dashboard_command import dashboard
 from workbench.cli.db_commands import db_app
 from workbench.cli.nla_commands import nla_app
 from workbench.cli.report_commands import export, report, review_app
@@ -25,6 +26,7 @@ app.add_typer(review_app, name="review")
 app.command("report")(report)
 app.command("export")(export)
 app.command("demo")(demo)
+app.command("dashboard")(dashboard)
 err_console = Console(stderr=True)
 
 

@@ -18,7 +18,7 @@ from audits.scenario_library import load_library
 from audits.starters import starter_names, starter_path
 from audits.store import open_store, upgrade
 from audits.themes.definitions import check_theme_ids
-from audits.themes.rates import condition_vs_control, flag_frame, flag_rates
+from audits.themes.rates import condition_vs_control, flag_frame, flag_rates, verdict_counts
 from audits.variants import expand_variants
 from workbench.cli.progress import progress_bar
 
@@ -123,7 +123,7 @@ def rates(
     if unit not in ("token", "transcript"):
         raise ValueError(f"--unit {unit!r}: choose token or transcript")
     table_rates = flag_rates(
-        flag_frame(open_store(db), name), include_low_fidelity=include_low_fidelity, unit=unit
+        verdict_counts(open_store(db), name), include_low_fidelity=include_low_fidelity, unit=unit
     )
     compared = condition_vs_control(table_rates)
     table = Table("scenario", "theme", "condition", "rate [95% CI]", "control", "difference [95% CI]",

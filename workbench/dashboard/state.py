@@ -1,0 +1,106 @@
+"""What every page shares: the open store (from ``NLA_WORKBENCH_DB``), theme definitions, the
+campaign picker, and empty states that say what to do next. Pickers are bound to query parameters,
+so every view is a link."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import streamlit as st
+
+from audits.scenario_library import Scenario, load_library
+from audits.store import Store, StoreError, open_store
+from audits.themes.definitions import Theme, load_themes
+from workbench.dashboard import DB_ENV, queries
+from workbench.dashboard.text import md_escape
+
+DEFAULT_DB = "workbench.db"
+
+
+def db_url() -> str:
+    """The store this dashboard reads."""
+    return os.environ.get(DB_ENV, DEFAULT_DB)
+
+
+@st.cache_resource(show_spinner=False)
+def _open(url: str) -> Store:
+    return open_store(url)
+
+
+def store() -> Store:
+    """The open store; a missing or outdated one stops the page with what to do."""
+    try:
+        return _open(db_url())
+    except StoreError as error:
+        st.error(md_escape(str(error)))
+        st.info(
+            f"Create or migrate it with `nla-workbench db upgrade --db {md_escape(db_url())}`, "
+            "or run the starter audit with `nla-workbench demo`."
+        )
+        st.stop()
+
+
+@st.cache_resource(show_spinner=False)
+def themes() -> dict[str, Theme]:
+    """Theme definitions by id (their names and colours are used on every page)."""
+    return load_themes()
+
+
+@st.cache_resource(show_spinner=False)
+def library() -> dict[str, Scenario]:
+    """The scenario library by id."""
+    return load_library()
+
+
+def theme_name(theme_id: str) -> str:
+    """A theme's display name (its id if unknown)."""
+    theme = themes().get(theme_id)
+    return theme.name if theme else theme_id
+
+
+def pick_campaign(s: Store) -> str:
+    """The sidebar campaign picker (``?campaign=``); with no campaign yet, say how to make one."""
+    names = queries.campaign_names(s)
+    if not names:
+        st.info(
+            "No campaigns in this store yet. Create one on the **Campaigns** page (form or YAML upload), "
+            "or run the starter audit: `nla-workbench demo`."
+        )
+        st.page_link("views/campaigns.py", label="Go to Campaigns", icon=":material/folder_open:")
+        st.stop()
+    return st.sidebar.selectbox(
+        "Campaign", names, key="campaign", bind="query-params", persist_state="session"
+    )
+
+
+def linked_select(
+    label: str, options: list[Any], key: str, format_func: Callable[[Any], str], where=st
+) -> Any:
+    """A selectbox over ids whose query parameter ``key`` holds the id itself (a bound widget would put
+    the formatted label in the URL): the URL's id picks the initial value, a change updates the URL."""
+    wanted = st.query_params.get(key)
+    ids = [str(option) for option in options]
+    index = ids.index(wanted) if key not in st.session_state and wanted in ids else 0
+    value = where.selectbox(label, options, index=index, key=key, format_func=format_func)
+    if value is not None:
+        st.query_params[key] = str(value)
+    return value
+
+
+def untrained_banner(untrained: bool) -> None:
+    """Warn plainly when explanations come from an untrained NLA."""
+    if untrained:
+        st.warning(
+            "**Untrained NLA** (stage `init`): these explanations carry no information about the "
+            "activations. Use a trained checkpoint before drawing conclusions."
+        )
+
+
+def hypothesis_note() -> None:
+    """The standing caveat shown beside NLA explanations."""
+    st.caption(
+        "NLA explanations are hypotheses that can hallucinate: check each against the transcript, "
+        "its fidelity (AR FVE / cos) and the agreement of its samples."
+    )

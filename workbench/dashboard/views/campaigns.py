@@ -1,0 +1,158 @@
+"""Campaigns: every campaign with its status and counts; create one from a form or a YAML file;
+start or resume a run in the background and watch its progress."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from audits.campaign_spec import CampaignSpec, campaign_from_dict, load_campaign_text
+from audits.campaign_status import campaign_status
+from audits.errors import SpecError
+from audits.runner import register_campaign
+from audits.store import Store
+from workbench.dashboard import jobs, queries
+from workbench.dashboard.state import db_url, library, store, themes, untrained_banner
+from workbench.dashboard.text import md_escape
+
+st.title("Campaigns")
+s = store()
+table = queries.campaign_table(s)
+
+
+def overview() -> None:
+    if table.empty:
+        st.info(
+            "No campaigns yet. Create one below, or run the starter audit from a shell: `nla-workbench demo`."
+        )
+        return
+    st.dataframe(
+        table[["campaign", "last_run", "transcripts", "explanations", "raised_flags", "unreviewed_flags",
+               "target", "checkpoint", "untrained", "themes", "budget_vectors", "created_at", "description"]],
+        hide_index=True, key="campaign_table",
+        column_config={
+            "last_run": "last run", "raised_flags": "raised flags", "unreviewed_flags": "unreviewed",
+            "budget_vectors": st.column_config.NumberColumn("budget (vectors)"),
+            "created_at": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
+        },
+    )  # fmt: skip
+
+
+def details(name: str) -> None:
+    """Status of one campaign and its background run."""
+    row = table[table["campaign"] == name].iloc[0]
+    st.subheader(f"Campaign {name}", anchor=False)
+    untrained_banner(bool(row["untrained"]))
+    job = jobs.current(db_url(), name)
+    running = job is not None and job.running
+    label = "Resume run" if row["last_run"] not in ("not run", "completed") else "Start run"
+    if row["last_run"] == "completed":
+        label = "Re-run (does only missing work)"
+    if st.button(label, key="start_run", icon=":material/play_arrow:", disabled=running, type="primary"):
+        jobs.start(db_url(), name)
+        st.rerun()
+    progress(s, name, live=running)
+
+
+def progress(s: Store, name: str, *, live: bool) -> None:
+    @st.fragment(run_every=2 if live else None)
+    def panel() -> None:
+        status = campaign_status(s, name, library())
+        expected = max(status.expected_explanations, 1)
+        eta = f" · ETA {status.eta_seconds:.0f} s" if status.eta_seconds and live else ""
+        st.progress(min(status.explained / expected, 1.0),
+                    text=f"{status.explained} of {status.expected_explanations} explanations{eta}")  # fmt: skip
+        cols = st.columns(4)
+        cols[0].metric("variants", status.variants)
+        cols[1].metric("transcripts", sum(status.transcripts.values()))
+        cols[2].metric("activations", status.activations)
+        cols[3].metric("raised flags", status.flags["raised"])
+        job = jobs.current(db_url(), name)
+        if job is not None:
+            state = "running" if job.running else f"finished (exit {job.process.returncode})"
+            with st.expander(f"Background run: {state}", expanded=job.process.returncode not in (None, 0)):
+                st.code(job.log_tail() or "(no output yet)", language=None)
+            if not job.running and live:
+                st.rerun()
+
+    panel()
+
+
+def create_form() -> None:
+    lib = library()
+    with st.form("create_campaign"):
+        name = st.text_input("Name (lowercase, digits, - and _)", key="new_name")
+        description = st.text_input("Description", key="new_description")
+        scenario_ids = st.multiselect(
+            "Scenarios", sorted(lib), key="new_scenarios", format_func=lambda i: f"{i}: {lib[i].title}"
+        )
+        theme_ids = st.multiselect("Themes", sorted(themes()), key="new_themes",
+                                   format_func=lambda t: themes()[t].name)  # fmt: skip
+        left, right = st.columns(2)
+        target = left.text_input("Target model", "embedded:smollm2-135m-instruct", key="new_target")
+        checkpoint = right.text_input(
+            "NLA checkpoint (directory, Hub prefix or init)", "init", key="new_checkpoint"
+        )
+        roles = left.multiselect(
+            "Token roles", ["system", "user", "assistant"], ["assistant"], key="new_roles"
+        )
+        cap = right.number_input("Tokens per transcript", 1, 4096, 16, key="new_cap")
+        samples = left.number_input("Samples per token", 1, 32, 2, key="new_samples")
+        temperature = right.number_input("Temperature", 0.0, 2.0, 1.0, 0.1, key="new_temperature")
+        triage = left.number_input("Triage top-K (0: no triage)", 0, 512, 0, key="new_triage")
+        budget = right.number_input("Budget: most vectors (0: none)", 0, 10_000_000, 0, key="new_budget")
+        submitted = st.form_submit_button("Create campaign", type="primary")
+    if submitted:
+        data = {
+            "name": name, "description": description, "target": {"model": target},
+            "nla": {"checkpoint": checkpoint}, "scenarios": {"ids": scenario_ids}, "themes": theme_ids,
+            "tokens": {"roles": roles, "max_per_transcript": int(cap),
+                       **({"triage": {"top_k": int(triage)}} if triage else {})},
+            "sampling": {"samples": int(samples), "temperature": float(temperature)},
+            "budgets": {"max_vectors": int(budget) or None},
+        }  # fmt: skip
+        register(lambda: campaign_from_dict(data, lib, "campaign form"))
+
+
+def upload_form() -> None:
+    upload = st.file_uploader("Campaign YAML", type=["yaml", "yml"], key="campaign_yaml")
+    pasted = st.text_area("…or paste the YAML", key="campaign_text", height=160)
+    if st.button(
+        "Validate and create", key="create_from_yaml", disabled=upload is None and not pasted.strip()
+    ):
+        if upload is not None:
+            text, where = upload.getvalue().decode("utf-8", errors="replace"), upload.name
+        else:
+            text, where = pasted, "pasted YAML"
+        register(lambda: load_campaign_text(text, where, library()))
+
+
+def register(build) -> None:
+    """Validate and register a campaign; errors are shown as the CLI prints them, nothing is written."""
+    try:
+        spec: CampaignSpec = build()
+        register_campaign(s, spec)
+    except (SpecError, ValueError) as error:
+        st.error(md_escape(str(error)), icon=":material/error:")
+        return
+    st.session_state["select_campaign"] = spec.name
+    st.session_state["flash"] = f"Registered campaign **{md_escape(spec.name)}**: start its run above."
+    st.rerun()
+
+
+if "flash" in st.session_state:
+    st.success(st.session_state.pop("flash"), icon=":material/check_circle:")
+overview()
+names = table["campaign"].tolist()
+if names:
+    if st.session_state.get("select_campaign") in names:
+        st.session_state["campaign"] = st.session_state.pop("select_campaign")
+    chosen = st.sidebar.selectbox(
+        "Campaign", names, key="campaign", bind="query-params", persist_state="session"
+    )
+    details(chosen)
+st.subheader("New campaign", anchor=False)
+by_form, by_yaml = st.tabs(["From a form", "From a YAML file"])
+with by_form:
+    create_form()
+with by_yaml:
+    upload_form()
