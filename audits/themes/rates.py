@@ -19,6 +19,7 @@ from audits.store import (
     SQLACampaign,
     SQLAExplanation,
     SQLAFlag,
+    SQLAThemeDefinition,
     SQLATokenPosition,
     SQLATranscript,
     SQLAVariant,
@@ -49,18 +50,22 @@ def condition_label(conditions: dict[str, str]) -> str:
 
 def current_rules(store: Store, campaign_id: int) -> list[tuple[str, int, str]]:
     """(theme id, version, rule key) of each theme's newest verdicts in a campaign: older rule
-    versions stay stored but are not counted."""
-    newest = (
-        select(SQLAFlag.theme_id, func.max(SQLAFlag.id).label("flag_id"))
-        .where(SQLAFlag.campaign_id == campaign_id)
-        .group_by(SQLAFlag.theme_id)
-        .subquery()
-    )
-    query = select(SQLAFlag.theme_id, SQLAFlag.theme_version, SQLAFlag.rule_key).join(
-        newest, newest.c.flag_id == SQLAFlag.id
-    )
+    versions stay stored but are not counted. One index lookup per known theme."""
     with store.session() as session:
-        return [tuple(row) for row in session.execute(query).all()]
+        theme_ids = session.scalars(select(SQLAThemeDefinition.theme_id).distinct()).all()
+        newest = [
+            select(func.max(SQLAFlag.id))
+            .where(SQLAFlag.campaign_id == campaign_id, SQLAFlag.theme_id == theme_id)
+            .scalar_subquery()
+            for theme_id in theme_ids
+        ]
+        if not newest:
+            return []
+        flag_ids = [i for i in session.execute(select(*newest)).one() if i is not None]
+        rows = session.execute(
+            select(SQLAFlag.theme_id, SQLAFlag.theme_version, SQLAFlag.rule_key).where(SQLAFlag.id.in_(flag_ids))
+        )
+        return [tuple(row) for row in rows.all()]
 
 
 def is_current(rules: list[tuple[str, int, str]]) -> ColumnElement[bool]:
@@ -200,32 +205,29 @@ def flag_rates(
 
 
 def condition_vs_control(rates: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """Each condition cell against its scenario's paired control (the control whose conditions are a
-    subset of the cell's): both rates, the difference and its Newcombe interval, overall and for
+    """Each condition cell against its scenario's paired control (the first control whose conditions
+    are a subset of the cell's): both rates, the difference and its Newcombe interval, overall and for
     unverbalized flags."""
     columns = ["scenario_id", "theme_id", "condition", "n", "rate", "control_condition", "control_n",
                "control_rate", "diff", "diff_low", "diff_high", "diff_unverbalized", "diff_unverbalized_low",
                "diff_unverbalized_high"]  # fmt: skip
-    mains, controls = rates[~rates["is_control"]], rates[rates["is_control"]]
-    rows = []
-    for main in mains.itertuples(index=False):
-        match = controls[
-            (controls["scenario_id"] == main.scenario_id) & (controls["theme_id"] == main.theme_id)
-        ]
-        match = match[match["condition"].map(lambda c, cell=main.condition: _subset(c, cell))]
-        if match.empty:
-            continue
-        control = match.iloc[0]
-        diff, low, high = newcombe_difference(main.k, main.n, control["k"], control["n"], confidence)
-        u_diff, u_low, u_high = newcombe_difference(
-            main.k_unverbalized, main.n, control["k_unverbalized"], control["n"], confidence
-        )
-        rows.append(
-            [main.scenario_id, main.theme_id, main.condition, main.n, main.rate, control["condition"],
-             control["n"], control["rate"], float(diff), float(low), float(high), float(u_diff), float(u_low),
-             float(u_high)]
-        )  # fmt: skip
-    return pd.DataFrame(rows, columns=columns)
+    mains = rates[~rates["is_control"].astype(bool)].reset_index(drop=True).reset_index(names="cell")
+    controls = rates[rates["is_control"].astype(bool)]
+    pairs = mains.merge(controls, on=["scenario_id", "theme_id"], suffixes=("", "_control"))
+    fits = [_subset(c, cell) for c, cell in zip(pairs["condition_control"], pairs["condition"], strict=True)]
+    pairs = pairs[fits].drop_duplicates("cell").sort_values("cell")
+    if pairs.empty:
+        return pd.DataFrame(columns=columns)
+    k, n, ck, cn = (pairs[c].to_numpy() for c in ("k", "n", "k_control", "n_control"))
+    diff, low, high = newcombe_difference(k, n, ck, cn, confidence)
+    u_diff, u_low, u_high = newcombe_difference(pairs["k_unverbalized"].to_numpy(), n,
+                                                pairs["k_unverbalized_control"].to_numpy(), cn, confidence)  # fmt: skip
+    out = pairs[["scenario_id", "theme_id", "condition", "n", "rate"]].assign(
+        control_condition=pairs["condition_control"], control_n=cn, control_rate=pairs["rate_control"],
+        diff=diff, diff_low=low, diff_high=high, diff_unverbalized=u_diff, diff_unverbalized_low=u_low,
+        diff_unverbalized_high=u_high,
+    )  # fmt: skip
+    return out[columns].reset_index(drop=True)
 
 
 def _subset(control: str, cell: str) -> bool:

@@ -6,11 +6,10 @@ from __future__ import annotations
 import streamlit as st
 
 from audits.campaign_spec import CampaignSpec, campaign_from_dict, load_campaign_text
-from audits.campaign_status import campaign_status
 from audits.errors import SpecError
 from audits.runner import register_campaign
 from audits.store import Store
-from workbench.dashboard import jobs, queries
+from workbench.dashboard import cached, jobs, queries
 from workbench.dashboard.state import db_url, library, store, themes, untrained_banner
 from workbench.dashboard.text import md_escape
 
@@ -56,7 +55,7 @@ def details(name: str) -> None:
 def progress(s: Store, name: str, *, live: bool) -> None:
     @st.fragment(run_every=2 if live else None)
     def panel() -> None:
-        status = campaign_status(s, name, library())
+        status = cached.campaign_status(s, name)
         expected = max(status.expected_explanations, 1)
         eta = f" · ETA {status.eta_seconds:.0f} s" if status.eta_seconds and live else ""
         st.progress(min(status.explained / expected, 1.0),

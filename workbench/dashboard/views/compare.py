@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from audits.reports.charts import difference_figure
-from workbench.dashboard import queries
+from workbench.dashboard import cached, queries
 from workbench.dashboard.state import pick_campaign, store, theme_name, themes
 from workbench.dashboard.text import label
 
@@ -26,7 +26,7 @@ with st.sidebar:
 
 
 def rates_of(name: str) -> pd.DataFrame:
-    rates = queries.campaign_rates(s, name, include_low_fidelity=include_low, unit=unit)
+    rates = cached.campaign_rates(s, name, include_low_fidelity=include_low, unit=unit)
     return rates[rates["theme_id"].isin(theme_filter)] if theme_filter else rates
 
 

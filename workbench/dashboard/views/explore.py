@@ -16,7 +16,7 @@ from audits.errors import SpecError
 from audits.reports.exports import stream_rows
 from audits.runner import CampaignRunner, register_campaign
 from nla.errors import NLAError
-from workbench.dashboard import queries
+from workbench.dashboard import cached, queries
 from workbench.dashboard.progress import streamlit_stage
 from workbench.dashboard.state import hypothesis_note, store, theme_name, themes, untrained_banner
 from workbench.dashboard.text import md_escape
@@ -124,7 +124,7 @@ def results(name: str) -> None:
     untrained_banner(queries.fidelity_summary(s, name)["stage"] == "init")
     hypothesis_note()
     rows = [row for chunk in stream_rows(s, name, "explanations") for row in chunk]
-    flags = queries.raised_flags(s, name)
+    flags = cached.raised_flags(s, name)
     st.subheader("Explanations", anchor=False)
     st.dataframe(
         [{"position": r["position"], "token": r["token"], "role": r["role"], "sample": r["sample_index"],

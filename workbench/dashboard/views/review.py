@@ -12,7 +12,7 @@ import streamlit as st
 from audits.errors import SpecError
 from audits.reports.gather import evidence
 from audits.review import add_review, review_history
-from workbench.dashboard import queries
+from workbench.dashboard import cached, queries
 from workbench.dashboard.state import hypothesis_note, pick_campaign, store, theme_name, themes
 from workbench.dashboard.text import md_escape
 
@@ -36,7 +36,7 @@ with st.sidebar:
     )
     hide_low = st.toggle("Hide low-fidelity flags", False, key="hide_low", bind="query-params")
 
-queue = queries.open_queue(queries.raised_flags(s, campaign), include_follow_up=follow_ups)
+queue = queries.open_queue(cached.raised_flags(s, campaign), include_follow_up=follow_ups)
 if theme_filter:
     queue = queue[queue["theme_id"].isin(theme_filter)]
 if hide_low:

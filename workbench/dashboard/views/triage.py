@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from workbench.dashboard import queries
+from workbench.dashboard import cached, queries
 from workbench.dashboard.charts import rate_heatmap
 from workbench.dashboard.queries import FlagFilter
 from workbench.dashboard.state import hypothesis_note, pick_campaign, store, theme_name, themes
@@ -17,7 +17,7 @@ SORTS = {"score": "score", "agreement": "agreement", "fidelity (FVE)": "fve", "p
 st.title("Triage")
 s = store()
 campaign = pick_campaign(s)
-flags = queries.raised_flags(s, campaign)
+flags = cached.raised_flags(s, campaign)
 hypothesis_note()
 
 with st.sidebar:
@@ -83,7 +83,7 @@ def _visibility(row: pd.Series) -> str:
 def heatmap() -> None:
     st.subheader("Flag rate by scenario and theme", anchor=False)
     include_low = st.toggle("Count low-fidelity verdicts", False, key="rates_low", bind="query-params")
-    rates = queries.campaign_rates(s, campaign, include_low_fidelity=include_low)
+    rates = cached.campaign_rates(s, campaign, include_low_fidelity=include_low)
     if f.conditions:
         rates = rates[rates["condition"].isin(f.conditions)]
     if rates.empty or rates["n"].sum() == 0:

@@ -1,0 +1,71 @@
+"""Cached versions of the heavier queries. A cache entry is keyed by the store's URL and its data
+version (the newest flag, review, explanation and campaign ids), so a new row anywhere makes the next
+render read afresh, while re-renders of unchanged data (filters, sorting, paging) cost nothing."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy import func, select
+
+from audits.campaign_status import CampaignStatus
+from audits.campaign_status import campaign_status as read_status
+from audits.scenario_library import load_library
+from audits.store import (
+    SQLAActivation,
+    SQLACampaign,
+    SQLAExplanation,
+    SQLAFlag,
+    SQLAReview,
+    SQLARun,
+    SQLATranscript,
+    Store,
+)
+from workbench.dashboard import queries
+
+Version = tuple[object, ...]
+
+
+def data_version(store: Store) -> Version:
+    """The newest row id of each table the cached queries read, and the latest run end (index lookups
+    and a scan of the small runs table): any write a campaign run or a reviewer makes changes it."""
+    newest = [select(func.max(t.id)).scalar_subquery() for t in
+              (SQLAFlag, SQLAReview, SQLAExplanation, SQLACampaign, SQLAActivation, SQLATranscript, SQLARun)]  # fmt: skip
+    ended = select(func.max(SQLARun.finished_at)).scalar_subquery()
+    with store.session() as session:
+        return tuple(session.execute(select(*newest, ended)).one())
+
+
+@st.cache_data(ttl=3600, max_entries=32, show_spinner=False)
+def _rates(
+    _store: Store, url: str, version: Version, campaign: str, include_low: bool, unit: str
+) -> pd.DataFrame:
+    return queries.campaign_rates(_store, campaign, include_low_fidelity=include_low, unit=unit)
+
+
+@st.cache_data(ttl=3600, max_entries=32, show_spinner=False)
+def _raised(_store: Store, url: str, version: Version, campaign: str) -> pd.DataFrame:
+    return queries.raised_flags(_store, campaign)
+
+
+def campaign_rates(
+    store: Store, campaign: str, *, include_low_fidelity: bool, unit: str = "token"
+) -> pd.DataFrame:
+    """:func:`queries.campaign_rates`, cached per data version."""
+    return _rates(store, str(store.url), data_version(store), campaign, include_low_fidelity, unit)
+
+
+def raised_flags(store: Store, campaign: str) -> pd.DataFrame:
+    """:func:`queries.raised_flags`, cached per data version."""
+    return _raised(store, str(store.url), data_version(store), campaign)
+
+
+@st.cache_data(ttl=3600, max_entries=32, show_spinner=False)
+def _status(_store: Store, url: str, version: Version, campaign: str) -> CampaignStatus:
+    return read_status(_store, campaign, load_library())
+
+
+def campaign_status(store: Store, campaign: str) -> CampaignStatus:
+    """:func:`audits.campaign_status.campaign_status`, cached per data version (live progress stays live:
+    every stored unit of work changes the version)."""
+    return _status(store, str(store.url), data_version(store), campaign)
