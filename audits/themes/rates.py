@@ -214,7 +214,9 @@ def condition_vs_control(rates: pd.DataFrame, confidence: float = 0.95) -> pd.Da
     mains = rates[~rates["is_control"].astype(bool)].reset_index(drop=True).reset_index(names="cell")
     controls = rates[rates["is_control"].astype(bool)]
     pairs = mains.merge(controls, on=["scenario_id", "theme_id"], suffixes=("", "_control"))
-    fits = [_subset(c, cell) for c, cell in zip(pairs["condition_control"], pairs["condition"], strict=True)]
+    fits = np.array(
+        [_subset(c, cell) for c, cell in zip(pairs["condition_control"], pairs["condition"], strict=True)], dtype=bool
+    )
     pairs = pairs[fits].drop_duplicates("cell").sort_values("cell")
     if pairs.empty:
         return pd.DataFrame(columns=columns)
