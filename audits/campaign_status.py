@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import func, select
 
 from audits.runner import load_campaign_spec
 from audits.scenario_library import Scenario
@@ -70,21 +70,19 @@ def campaign_status(store: Store, name: str, library: dict[str, Scenario]) -> Ca
             .where(in_campaign)
         )
         n_acts = s.scalar(select(func.count()).select_from(acts.subquery())) or 0
-        keys = acts.subquery()
-        n_distinct = s.scalar(select(func.count(distinct(keys.c.activation_key)))) or 0
+        keys = acts.distinct().cte("campaign_keys")
         runs = s.execute(
             select(SQLARun.id, SQLARun.status, SQLARun.started_at, SQLARun.finished_at)
             .where(SQLARun.campaign_id == campaign_id)
             .order_by(SQLARun.id)
         ).all()
-        run_ids = [r[0] for r in runs]
-        explanations = dict(
-            s.execute(
-                select(SQLAExplanation.status, func.count())
-                .where(SQLAExplanation.run_id.in_(run_ids))
-                .group_by(SQLAExplanation.status)
-            ).all()
+        provenance = s.scalar(
+            select(SQLARun.provenance_json)
+            .where(SQLARun.campaign_id == campaign_id)
+            .order_by(SQLARun.id.desc())
+            .limit(1)
         )
+        explanations, n_distinct = _explanation_counts(s, keys, provenance, spec.sampling.samples)
         last_rate = _last_rate(s, runs)
         raised = SQLAFlag.raised.is_(True)
         flag_counts = s.execute(
@@ -95,12 +93,6 @@ def campaign_status(store: Store, name: str, library: dict[str, Scenario]) -> Ca
                 func.count().filter(raised, SQLAFlag.in_reply.is_(False), SQLAFlag.in_prompt.is_(False)),
             ).where(SQLAFlag.campaign_id == campaign_id)
         ).one()
-        provenance = s.scalar(
-            select(SQLARun.provenance_json)
-            .where(SQLARun.campaign_id == campaign_id)
-            .order_by(SQLARun.id.desc())
-            .limit(1)
-        )
     cap = spec.budgets.max_vectors
     expected = min(n_distinct, cap or n_distinct) * spec.sampling.samples
     remaining = max(expected - sum(explanations.values()), 0)
@@ -110,6 +102,29 @@ def campaign_status(store: Store, name: str, library: dict[str, Scenario]) -> Ca
         [tuple(r) for r in runs], eta, bool(provenance) and provenance["nla_meta"]["stage"] == "init",
         dict(zip(("judged", "raised", "low_fidelity", "unverbalized"), flag_counts, strict=True)),
     )  # fmt: skip
+
+
+def _explanation_counts(session, keys, provenance: dict | None, samples: int) -> tuple[dict[str, int], int]:
+    """Explanations by status of the campaign's activations under its latest checkpoint and sampling,
+    whichever run (of this campaign or another) made them (explanations are shared by content), and
+    the number of distinct activations; one statement, so the campaign's keys are gathered once."""
+    n_keys = select(func.count()).select_from(keys).scalar_subquery()
+    if not provenance:
+        return {}, session.scalar(select(n_keys)) or 0
+    query = (
+        select(SQLAExplanation.status, func.count(), n_keys)
+        .where(
+            SQLAExplanation.activation_key.in_(select(keys.c.activation_key)),
+            SQLAExplanation.checkpoint_id == provenance["checkpoint_id"],
+            SQLAExplanation.sampling_key == provenance["sampling_key"],
+            SQLAExplanation.sample_index < samples,
+        )
+        .group_by(SQLAExplanation.status)
+    )
+    rows = session.execute(query).all()
+    if not rows:
+        return {}, session.scalar(select(n_keys)) or 0
+    return {status: count for status, count, _ in rows}, rows[0][2]
 
 
 def _last_rate(session, runs) -> float | None:

@@ -63,7 +63,9 @@ def current_rules(store: Store, campaign_id: int) -> list[tuple[str, int, str]]:
             return []
         flag_ids = [i for i in session.execute(select(*newest)).one() if i is not None]
         rows = session.execute(
-            select(SQLAFlag.theme_id, SQLAFlag.theme_version, SQLAFlag.rule_key).where(SQLAFlag.id.in_(flag_ids))
+            select(SQLAFlag.theme_id, SQLAFlag.theme_version, SQLAFlag.rule_key).where(
+                SQLAFlag.id.in_(flag_ids)
+            )
         )
         return [tuple(row) for row in rows.all()]
 
@@ -215,7 +217,8 @@ def condition_vs_control(rates: pd.DataFrame, confidence: float = 0.95) -> pd.Da
     controls = rates[rates["is_control"].astype(bool)]
     pairs = mains.merge(controls, on=["scenario_id", "theme_id"], suffixes=("", "_control"))
     fits = np.array(
-        [_subset(c, cell) for c, cell in zip(pairs["condition_control"], pairs["condition"], strict=True)], dtype=bool
+        [_subset(c, cell) for c, cell in zip(pairs["condition_control"], pairs["condition"], strict=True)],
+        dtype=bool,
     )
     pairs = pairs[fits].drop_duplicates("cell").sort_values("cell")
     if pairs.empty:

@@ -12,7 +12,7 @@ st.set_page_config(page_title="NLA Audit Workbench", page_icon=":material/troubl
 
 PAGES = {
     "Audit": [
-        st.Page("views/campaigns.py", title="Campaigns", icon=":material/folder_open:", url_path="campaigns", default=True),
+        st.Page("views/campaigns.py", title="Campaigns", icon=":material/folder_open:", default=True),
         st.Page("views/triage.py", title="Triage", icon=":material/flag:", url_path="triage"),
         st.Page("views/transcript.py", title="Transcript", icon=":material/forum:", url_path="transcript"),
         st.Page("views/review.py", title="Review", icon=":material/rule:", url_path="review"),

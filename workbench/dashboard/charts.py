@@ -55,7 +55,7 @@ def token_strip(
     bound = float(np.nanmax(np.abs(z), initial=1.0)) if signed else 1.0
     figure = go.Figure(
         go.Heatmap(
-            z=z, text=text, customdata=hover, texttemplate="%{text}", colorscale=scale, zmin=-bound if signed else 0,
+            z=z, text=text, customdata=hover, texttemplate="%{text}", textfont={"size": 13}, colorscale=scale, zmin=-bound if signed else 0,
             zmax=bound, xgap=2, ygap=2, hovertemplate="%{customdata}<extra></extra>", colorbar={"title": title},
         )
     )  # fmt: skip

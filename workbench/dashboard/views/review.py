@@ -58,7 +58,7 @@ def current_flag() -> None:
     seen = "in the reply" if f["in_reply"] else "in the prompt" if f["in_prompt"] else None
     fve = "-" if f["fve"] is None or math.isnan(f["fve"]) else f"{f['fve']:.2f}"
     st.markdown(
-        f"Scenario `{md_escape(f['scenario_id'])}` · {md_escape(f['condition'])}"
+        f"Scenario **{md_escape(f['scenario_id'])}** · {md_escape(f['condition'])}"
         f"{' (control)' if f['is_control'] else ''} · position {f['position']} · score {f['score']:.2f} · "
         f"{f['n_hits']}/{f['n_samples']} samples agree · cited FVE {fve}"
         + (" · **low fidelity**" if f["low_fidelity"] else "")
@@ -90,11 +90,11 @@ def decide(flag_id: int) -> None:
         reason = st.text_area("Reason (required)", key=f"reason_{flag_id}", height=80)
         columns = st.columns(len(DECISIONS))
         pressed = [
-            column.form_submit_button(f"{label} ({keys})", key=f"decide_{decision}", shortcut=keys,
+            column.form_submit_button(label, key=f"decide_{decision}", shortcut=keys,
                                       type="primary" if decision == "confirm" else "secondary")
             for column, (decision, (label, keys)) in zip(columns, DECISIONS.items(), strict=True)
         ]  # fmt: skip
-    if st.button("Skip (Alt+S)", key="skip", shortcut="Alt+S"):
+    if st.button("Skip", key="skip", shortcut="Alt+S"):
         skipped.append(flag_id)
         st.rerun()
     if not any(pressed):

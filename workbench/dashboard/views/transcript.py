@@ -39,7 +39,10 @@ labels = {
 }
 transcript = linked_select("Transcript", list(labels), "transcript", labels.get, st.sidebar)
 tokens, scores = queries.token_scores(s, campaign, transcript)
-theme_ids = sorted(scores["theme_id"].unique())
+raised_per_theme = scores[scores["raised"].astype(bool)]["theme_id"].value_counts()
+theme_ids = sorted(
+    scores["theme_id"].unique(), key=lambda t: (-raised_per_theme.get(t, 0), t)
+)  # flagged first
 colourings = [f"flag:{t}" for t in theme_ids] + [f"triage:{t}" for t in theme_ids]
 
 

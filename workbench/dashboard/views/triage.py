@@ -66,8 +66,9 @@ def flag_table(rows: pd.DataFrame) -> None:
         "open": [f"./transcript?campaign={campaign}&transcript={t}&pos={p}"
                  for t, p in zip(rows["transcript_id"], rows["position"], strict=True)],
     })  # fmt: skip
+    colours = {theme_name(t): f"color: {th.colour}; font-weight: 600" for t, th in themes().items()}
     st.dataframe(
-        view, hide_index=True, key="flag_table",
+        view.style.map(lambda name: colours.get(name, ""), subset=["theme"]), hide_index=True, key="flag_table",
         column_config={
             "score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.2f"),
             "FVE": st.column_config.NumberColumn(format="%.2f"),

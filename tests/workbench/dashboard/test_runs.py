@@ -1,0 +1,89 @@
+"""Dashboard pages that run models: Explore verbalizes a typed prompt live and stores it as an
+ad-hoc campaign; Campaigns starts a background run (the CLI in a subprocess) and shows its progress."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+from sqlalchemy import func, select
+from streamlit.testing.v1 import AppTest
+
+from audits.campaign_status import campaign_status
+from audits.store import SQLACampaign, SQLAExplanation, SQLARun, open_store
+from tests.audits.test_runner import GIVEN, campaign
+from tests.workbench.dashboard.conftest import APP
+from workbench.dashboard import jobs
+
+
+def _app(page: str, **params: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=300)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
+    if page != "campaigns":
+        at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_explore_verbalizes_a_prompt_and_saves_it_as_a_campaign(dash_db, tiny_dirs, tiny_taught_dir) -> None:
+    at = _app("explore")
+    at.text_area(key="explore_text").input(
+        '[{"role": "user", "content": "Is this <script>x</script> a test?"}]'
+    )
+    at.text_input(key="explore_target").input(str(tiny_dirs["llama"]))
+    at.text_input(key="explore_checkpoint").input(str(tiny_taught_dir))
+    at.number_input(key="explore_reply_tokens").set_value(4)
+    at.number_input(key="explore_cap").set_value(3)
+    at.number_input(key="explore_samples").set_value(1)
+    at.number_input(key="explore_temperature").set_value(0.0)
+    at.text_input(key="explore_name").input("explore-test")
+    at.button(key="FormSubmitter:explore-Verbalize").click().run()
+    assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+    assert re.fullmatch(r"Run \d+ completed: 3 explanations", at.get("status")[0].proto.label)
+    table, flags = (d.value for d in at.dataframe)
+    assert len(table) == 3  # 3 tokens, 1 sample each
+    assert all("being tested" in text for text in table["explanation"][table["status"] == "ok"])
+    assert len(flags) > 0 and set(flags["theme_id"]) == {"evaluation_awareness"}  # the taught NLA's answer
+    with open_store(dash_db).session() as s:
+        spec = s.scalar(select(SQLACampaign.spec_json).where(SQLACampaign.name == "explore-test"))
+        assert spec["scenarios"]["controls"] is False and spec["scenarios"]["inline"][0]["tags"] == [
+            "explore"
+        ]
+        assert s.scalar(select(func.count()).select_from(SQLAExplanation).join(SQLARun).where(
+            SQLARun.campaign_id == select(SQLACampaign.id).where(SQLACampaign.name == "explore-test").scalar_subquery()
+        )) == 3  # fmt: skip
+
+
+def test_explore_reports_a_bad_chat_without_running(dash_db) -> None:
+    at = _app("explore")
+    at.text_area(key="explore_text").input('[{"role": "user", "content": "unclosed"')
+    at.button(key="FormSubmitter:explore-Verbalize").click().run()
+    assert "pasted chat: invalid JSON" in at.error[0].value.replace("\\", "")
+    with open_store(dash_db).session() as s:
+        assert s.scalar(select(func.count()).select_from(SQLACampaign)) == 1
+
+
+def test_campaigns_page_runs_a_campaign_in_the_background(dash_db, tiny_dirs, tiny_taught_dir) -> None:
+    spec = campaign(
+        tiny_dirs, {"llama": tiny_taught_dir}, name="background", themes=["evaluation_awareness"],
+        scenarios={"inline": [GIVEN]}, sampling={"temperature": 0.0, "max_new_tokens": 40, "samples": 1},
+        tokens={"roles": ["assistant"], "max_per_transcript": 2},
+    )  # fmt: skip
+    at = _app("campaigns")
+    at.text_area(key="campaign_text").input(yaml.safe_dump(spec)).run()
+    at.button(key="create_from_yaml").click().run()
+    assert "Registered campaign **background**" in at.success[0].value
+    assert at.sidebar.selectbox(key="campaign").value == "background"
+    at.button(key="start_run").click().run()
+    job = jobs.current(dash_db, "background")
+    assert job.process.wait(timeout=240) == 0, job.log_tail()
+    at.run()
+    store = open_store(dash_db)
+    status = campaign_status(store, "background", {})
+    assert status.explained == status.expected_explanations > 0
+    assert at.get("progress")[0].proto.text.startswith(
+        f"{status.explained} of {status.explained} explanations"
+    )
+    assert [e.label for e in at.expander] == ["Background run: finished (exit 0)"]
