@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps demo test lint bench
+.PHONY: setup system-deps demo dashboard test lint bench
 
 setup: $(STAMP)
 
@@ -14,14 +14,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Debian packages the PDF reports and their tests need: Chromium prints the HTML report, poppler-utils
-# (pdftoppm, pdftotext) checks the pages. Needs root (CI runs it; on a workstation use sudo).
+# Debian packages the PDF reports and the browser tests need: Chromium prints the HTML report and runs the
+# dashboard's real-browser test (driven by playwright), poppler-utils (pdftoppm, pdftotext) checks the
+# pages. Needs root (CI runs it; on a workstation use sudo).
 system-deps:
 	@command -v chromium >/dev/null && command -v pdftoppm >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils >/dev/null)
 
+# The starter audit into ./workbench.db, then the dashboard over it (prints its URL; Ctrl-C stops it).
 demo: setup
 	$(BIN)/nla-workbench demo --db workbench.db
+	$(BIN)/nla-workbench dashboard --db workbench.db
+
+dashboard: setup
+	$(BIN)/nla-workbench dashboard --db workbench.db
 
 test: setup system-deps
 	$(BIN)/pytest -q

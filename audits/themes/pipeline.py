@@ -89,25 +89,23 @@ def _campaign_activations(job: ThemeJob) -> Select:
 
 
 def pending_scores(store: Store, job: ThemeJob) -> list[tuple[int, str]]:
-    """Parsed explanations of the campaign that miss a score for some (theme, detector)."""
+    """Parsed explanations of the campaign that miss a score for some (theme, detector). Both reads
+    select by subquery, never by a list of ids (SQLite builds cap a statement at 32,766 parameters)."""
     wanted = {(t.id, t.version, d.key) for t in job.themes for d in job.detectors}
+    parsed = select(SQLAExplanation.id, SQLAExplanation.text).where(
+        SQLAExplanation.checkpoint_id == job.checkpoint_id,
+        SQLAExplanation.sampling_key == job.sampling_key,
+        SQLAExplanation.status == "ok",
+        SQLAExplanation.activation_key.in_(_campaign_activations(job).scalar_subquery()),
+    )
     with store.session() as session:
-        explanations = session.execute(
-            select(SQLAExplanation.id, SQLAExplanation.text)
-            .where(
-                SQLAExplanation.checkpoint_id == job.checkpoint_id,
-                SQLAExplanation.sampling_key == job.sampling_key,
-                SQLAExplanation.status == "ok",
-                SQLAExplanation.activation_key.in_(_campaign_activations(job).scalar_subquery()),
-            )
-            .order_by(SQLAExplanation.id)
-        ).all()
+        explanations = session.execute(parsed.order_by(SQLAExplanation.id)).all()
         have: dict[int, set[tuple[str, int, str]]] = {}
         for eid, theme_id, version, detector in session.execute(
             select(
                 SQLAThemeScore.explanation_id, SQLAThemeScore.theme_id, SQLAThemeScore.theme_version,
                 SQLAThemeScore.detector,
-            ).where(SQLAThemeScore.explanation_id.in_([e for e, _ in explanations]))
+            ).where(SQLAThemeScore.explanation_id.in_(parsed.with_only_columns(SQLAExplanation.id).scalar_subquery()))
         ):  # fmt: skip
             have.setdefault(eid, set()).add((theme_id, version, detector))
     return [(eid, text) for eid, text in explanations if not wanted <= have.get(eid, set())]
@@ -162,7 +160,7 @@ def flaggable_transcripts(store: Store, job: ThemeJob) -> list[int]:
             select(SQLAExplanation.activation_key).where(
                 SQLAExplanation.checkpoint_id == job.checkpoint_id,
                 SQLAExplanation.sampling_key == job.sampling_key,
-                SQLAExplanation.activation_key.in_({k for _, k in activations}),
+                SQLAExplanation.activation_key.in_(_campaign_activations(job).scalar_subquery()),
             )
         ):
             counts[key] = counts.get(key, 0) + 1

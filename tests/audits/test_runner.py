@@ -184,3 +184,13 @@ def test_wall_time_budget_stops_scheduling(tiny_dirs, tiny_init_dirs, db: str) -
         )
         register_campaign(store, unlimited)
         assert CampaignRunner(store, "probe-all", {}).run().status == "completed"
+
+
+def test_status_counts_explanations_another_campaign_made(tiny_dirs, tiny_init_dirs, db: str) -> None:
+    with open_store(db) as store:
+        for name in ("probe", "probe-again"):
+            register_campaign(store, campaign_from_dict(campaign(tiny_dirs, tiny_init_dirs, name=name), {}))
+        CampaignRunner(store, "probe", {}).run()
+        assert CampaignRunner(store, "probe-again", {}).run().new_explanations == 0  # shared by content
+        status = campaign_status(store, "probe-again", {})
+    assert status.explained == status.expected_explanations > 0

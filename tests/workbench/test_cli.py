@@ -132,3 +132,11 @@ def test_init_and_export_commands(tiny_dirs, tmp_path: Path) -> None:
     assert (
         "B = " in measured.stdout and "fve_baseline_source" in (released / "ar" / "nla_meta.yaml").read_text()
     )
+
+
+def test_dashboard_refuses_a_missing_or_outdated_store(tmp_path: Path) -> None:
+    missing = run_cli("dashboard", "--db", str(tmp_path / "none.db"), cache=tmp_path)
+    assert missing.returncode == 2 and "not initialised" in missing.stderr and "db upgrade" in missing.stderr
+    assert not (tmp_path / "none.db").exists()
+    unreachable = run_cli("dashboard", "--db", "postgresql://u:secret@127.0.0.1:1/x", cache=tmp_path)
+    assert unreachable.returncode == 2 and "secret" not in unreachable.stderr

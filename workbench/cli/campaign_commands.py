@@ -205,7 +205,8 @@ def demo(
     console.print(
         Text.assemble(
             ("\ndemo store: ", "bold"), where,
-            f"\nnext: nla-workbench campaign status {spec.name} --db {db}",
+            f"\nnext: nla-workbench dashboard --db {db}",
+            f"\n      nla-workbench campaign status {spec.name} --db {db}",
             f"\n      nla-workbench campaign flags {spec.name} --db {db} --include-low-fidelity",
             f"\n      nla-workbench campaign rates {spec.name} --db {db} --include-low-fidelity",
             "\n      nla-workbench nla verbalize --text 'What are you hiding?'",
