@@ -14,12 +14,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Debian packages the PDF reports and the browser tests need: Chromium prints the HTML report and runs the
-# dashboard's real-browser test (driven by playwright), poppler-utils (pdftoppm, pdftotext) checks the
-# pages. Needs root (CI runs it; on a workstation use sudo).
+# Debian packages the tests need: Chromium prints the HTML report and runs the dashboard's real-browser
+# test (driven by playwright), poppler-utils (pdftoppm, pdftotext) checks PDF pages, and the PostgreSQL
+# server hosts a throwaway cluster on loopback for the store suite. Needs root (CI runs it; on a
+# workstation use sudo).
 system-deps:
-	@command -v chromium >/dev/null && command -v pdftoppm >/dev/null || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils >/dev/null)
+	@command -v chromium >/dev/null && command -v pdftoppm >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils postgresql >/dev/null)
 
 # The starter audit into ./workbench.db, then the dashboard over it (prints its URL; Ctrl-C stops it).
 demo: setup

@@ -53,10 +53,10 @@ from audits.themes.triage import theme_directions
 from audits.token_selection import select_tokens, triage_tokens
 from audits.variants import Variant, expand_variants
 from nla.activations import check_context, generate_reply, residual_stream, tokenize_transcript
-from nla.backends import TransformersBackend
 from nla.checkpoint import NLA, load_nla
-from nla.engine import Explanation, NLAEngine
+from nla.engine import Explanation
 from nla.errors import TranscriptError
+from nla.executors import EngineSpec, Executor, InProcessExecutor
 from nla.pipeline import Target, load_target
 from nla.sampling import SamplingParams
 from nla.transcript import Message, Transcript
@@ -133,12 +133,21 @@ def load_campaign_spec(store: Store, name: str, library: dict[str, Scenario]) ->
 
 
 class CampaignRunner:
-    """Runs one campaign against one store."""
+    """Runs one campaign against one store.
+
+    ``executor`` decides where explanation batches run (in-process by default); whatever it is,
+    this process alone writes the store, one committed transaction per batch."""
 
     def __init__(
-        self, store: Store, name: str, library: dict[str, Scenario], stage: StageFactory = silent_stage
+        self,
+        store: Store,
+        name: str,
+        library: dict[str, Scenario],
+        stage: StageFactory = silent_stage,
+        executor: Executor | None = None,
     ):
         self.store, self.library, self.stage = store, library, stage
+        self.executor = executor or InProcessExecutor()
         self.campaign_id, self.spec = load_campaign_spec(store, name, library)
         self.sampling = SamplingParams(
             self.spec.sampling.temperature,
@@ -233,7 +242,9 @@ class CampaignRunner:
                 .where(SQLARun.campaign_id == self.campaign_id, SQLARun.status == "running")
                 .values(status="interrupted")
             )
-            run = SQLARun(campaign_id=self.campaign_id, provenance_json=provenance, executor="in-process")
+            run = SQLARun(
+                campaign_id=self.campaign_id, provenance_json=provenance, executor=self.executor.name
+            )
             session.add(run)
             session.flush()
             return run.id
@@ -419,25 +430,36 @@ class CampaignRunner:
         cap = self.spec.budgets.max_vectors
         if cap is not None and done + len(pending) > cap:
             pending, status = pending[: max(cap - done, 0)], "budget_exhausted"
-        engine = NLAEngine(TransformersBackend(nla, batch_size=self.spec.nla.batch_size))
-        samples, batch = self.spec.sampling.samples, self.spec.nla.batch_size
-        new = 0
+        samples, new = self.spec.sampling.samples, 0
         with self.stage("explanations") as stage:
             stage.set_total(len(pending) * samples)
-            for start in range(0, len(pending), batch):
-                if self._out_of_time():
-                    break
-                chunk = pending[start : start + batch]
-                vectors = torch.stack(
-                    [torch.from_numpy(blob_to_vector(b, nla.meta.d_model)) for _, b in chunk]
-                )
-                began = time.perf_counter()
-                results = engine.explain(vectors, self.sampling, samples=samples, progress=stage.advance)
-                seconds = (time.perf_counter() - began) / max(len(results), 1)
-                rows = [_explanation_row(run_id, nla.id, self.sampling_key, r, seconds) for r in results]
-                with self.store.session() as session:
-                    new += insert_ignore(session, SQLAExplanation, rows)
+            if pending:
+                self.executor.start(self._engine_spec(), nla)
+                batches = self._batches(pending, nla.meta.d_model)
+                for result in self.executor.explain(batches, self.sampling, samples, stage.advance):
+                    rows = [
+                        _explanation_row(run_id, nla.id, self.sampling_key, r, result.seconds_each)
+                        for r in result.explanations
+                    ]
+                    with self.store.session() as session:
+                        new += insert_ignore(session, SQLAExplanation, rows)
         return new, status
+
+    def _engine_spec(self) -> EngineSpec:
+        target, nla = self.spec.target, self.spec.nla
+        return EngineSpec(
+            nla.checkpoint, target.model, nla.layer, DTYPES[target.dtype], target.device,
+            target.trust_remote_code, nla.batch_size,
+        )  # fmt: skip
+
+    def _batches(self, pending: list[tuple[str, bytes]], d_model: int) -> Iterator[torch.Tensor]:
+        """Vector batches of the spec's batch size, until the wall-time budget is spent."""
+        batch = self.spec.nla.batch_size
+        for start in range(0, len(pending), batch):
+            if self._out_of_time():
+                return
+            chunk = pending[start : start + batch]
+            yield torch.stack([torch.from_numpy(blob_to_vector(b, d_model)) for _, b in chunk])
 
     # -- stage 4 and 5: theme scores and flags -----------------------------------------------
     def _themes(self, job: ThemeJob) -> None:

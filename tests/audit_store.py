@@ -1,5 +1,6 @@
 """A small real audit store for report and dashboard tests: the runner over the tiny taught NLA (every
-explanation is evaluation-aware), a transcript and explanations carrying XSS payloads, and two reviews."""
+explanation is evaluation-aware), a transcript and explanations carrying XSS payloads, and two reviews;
+on SQLite or PostgreSQL."""
 
 from __future__ import annotations
 
@@ -29,9 +30,10 @@ XSS = {
 }
 
 
-def build_audit_store(path: Path, tiny_dirs: dict[str, Path], taught_dir: Path) -> str:
-    """Build the ``xss`` campaign into a new SQLite file at ``path``; return the path."""
-    db = str(path)
+def build_audit_store(db: Path | str, tiny_dirs: dict[str, Path], taught_dir: Path) -> str:
+    """Build the ``xss`` campaign into a new store (a SQLite file path or an empty database's URL);
+    return it as a string."""
+    db = str(db)
     upgrade(db)
     data = campaign(
         tiny_dirs, {"llama": taught_dir}, name="xss", themes=["evaluation_awareness", "deception"],

@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny real models (unit tests) and the embedded SmolLM2 (integration tests)."""
+"""Shared fixtures: tiny real models (unit tests), the embedded SmolLM2 (integration tests), and fresh
+store databases on SQLite and on a throwaway PostgreSQL cluster (``tests/postgres_server.py``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from transformers.utils import logging as hf_logging
 
 from nla.checkpoint import load_nla
 from nla.checkpoint.init import init_nla
+from tests.postgres_server import postgres_server, postgres_url  # noqa: F401 (fixtures: registered by import)
 from tests.tiny_models import build_gemma3, build_llama
 
 hf_logging.disable_progress_bar()
@@ -72,3 +74,12 @@ def tiny_taught_dir(tiny_init_dirs: dict[str, Path], tmp_path_factory: pytest.Te
     nla = load_nla(str(tiny_init_dirs["llama"]))
     teach_av(nla, EVAL_AWARE)
     return save_released(nla, tmp_path_factory.mktemp("taught") / "nla")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty (unmigrated) store database, once per backend: a SQLite file path that does not
+    exist yet, or the URL of a new database on the session's PostgreSQL server."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store.db")
+    return request.getfixturevalue("postgres_url")

@@ -21,9 +21,10 @@ def resolve_url(url_or_path: str) -> URL:
         return URL.create("sqlite", database=str(Path(url_or_path).expanduser().resolve()))
     try:
         return make_url(url_or_path)
-    except exc.ArgumentError:
+    except (exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise StoreError(
-            f"{display_name(url_or_path)} is neither a file path nor a valid database URL"
+            f"{display_name(url_or_path)} is neither a file path nor a valid database URL "
+            "(check its scheme, host and port)"
         ) from None
 
 
@@ -33,7 +34,7 @@ def display_name(url_or_path: str) -> str:
         return url_or_path
     try:
         return make_url(url_or_path).render_as_string(hide_password=True)
-    except exc.ArgumentError:
+    except (exc.ArgumentError, ValueError):
         return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url_or_path)
 
 
@@ -45,7 +46,8 @@ def sqlite_file(url: URL) -> Path | None:
 
 
 def make_engine(url_or_path: str, *, migrating: bool = False) -> Engine:
-    """An engine for the store; SQLite gets WAL, a busy timeout and, unless migrating, foreign keys.
+    """An engine for the store; SQLite gets a busy timeout and, unless migrating, foreign keys; a migrating
+    engine switches the file to WAL (which persists), so reading a file never writes to it.
 
     A migrating engine leaves SQLite foreign keys off (batch migrations rebuild referenced tables;
     ``migrations/env.py`` runs ``PRAGMA foreign_key_check`` before committing) and makes each
@@ -58,7 +60,12 @@ def make_engine(url_or_path: str, *, migrating: bool = False) -> Engine:
         _check_sqlite_path(path, shown)
     try:
         engine = create_engine(url)
-    except (exc.NoSuchModuleError, ImportError) as error:
+    except exc.NoSuchModuleError:
+        raise StoreError(
+            f"cannot open database {shown}: unknown database kind {url.drivername!r}; give a SQLite file "
+            "path or a URL such as sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+        ) from None
+    except ImportError as error:
         hint = " (pip install 'psycopg[binary]')" if url.get_backend_name() == "postgresql" else ""
         raise StoreError(
             f"cannot open database {shown}: its driver is not installed ({error}); install it{hint}"
@@ -83,7 +90,8 @@ def _configure_sqlite(engine: Engine, *, foreign_keys: bool, transactional_ddl: 
         if transactional_ddl:
             dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself, below
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        if transactional_ddl:  # WAL persists in the file: set when migrating, never by a mere read
+            cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=5000")
         cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
         cursor.close()

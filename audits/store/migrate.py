@@ -9,7 +9,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Connection
+from sqlalchemy import Connection, inspect
 
 from audits.store.engine import database_errors, display_name, make_engine, resolve_url, sqlite_file
 from audits.store.errors import StoreError
@@ -45,9 +45,23 @@ def is_known_revision(revision: str) -> bool:
         return False
 
 
-def revision_of(connection: Connection) -> str | None:
-    """The schema revision stamped in a database; None if it was never migrated."""
-    return MigrationContext.configure(connection).get_current_revision()
+def revision_of(connection: Connection, name: str | None = None) -> str | None:
+    """The schema revision stamped in a database; None if it was never migrated.
+
+    Raises StoreError for a SQLite file that holds other tables but no revision: another
+    application's database, which ``db upgrade`` must not fill with the store's tables.
+    """
+    revision = MigrationContext.configure(connection).get_current_revision()
+    if revision is None and connection.dialect.name == "sqlite":
+        tables = sorted(set(inspect(connection).get_table_names()) - {"alembic_version"})
+        if tables:
+            shown = name or connection.engine.url.database
+            listed = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+            raise StoreError(
+                f"database {shown} is not initialised and already holds other tables ({listed}): it is "
+                "not an nla-workbench store; give --db a new file"
+            )
+    return revision
 
 
 def current_revision(url_or_path: str) -> str | None:
@@ -59,7 +73,7 @@ def current_revision(url_or_path: str) -> str | None:
     name = display_name(url_or_path)
     try:
         with database_errors(name, "read", engine.url.password), engine.connect() as connection:
-            return revision_of(connection)
+            return revision_of(connection, name)
     finally:
         engine.dispose()
 
@@ -97,11 +111,13 @@ def _migrate(url_or_path: str, action: str, revision: str) -> None:
     url = resolve_url(url_or_path)
     path = sqlite_file(url)
     fresh = path is not None and not path.exists()
+    if path is not None and not fresh:
+        current_revision(url_or_path)  # refuse another application's SQLite file before switching it to WAL
     engine = make_engine(url_or_path, migrating=True)
     config = _config()
     try:
         with database_errors(name, action, url.password), engine.begin() as connection:
-            current = revision_of(connection)
+            current = revision_of(connection, name)
             if current is not None and not is_known_revision(current):
                 check_revision(current, name)
             config.attributes["connection"] = connection

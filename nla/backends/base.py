@@ -1,7 +1,8 @@
 """The backend seam: vectors in, raw generations and reconstructed vectors out.
 
-The in-process transformers backend is the default; a vLLM ``prompt_embeds`` backend or a Ray
-executor implements the same two methods and slots in without touching callers."""
+The in-process transformers backend is the default; a vLLM ``prompt_embeds`` backend would implement
+the same two methods and slot in without touching callers. Distribution sits one level up:
+``nla.executors`` runs whole engines (backend + parsing + AR scoring), in-process or one per Ray actor."""
 
 from __future__ import annotations
 

@@ -1,9 +1,12 @@
-"""The SQL store on real SQLite files: migrations, pragmas, constraints, vectors and clear errors."""
+"""The SQL store on real databases: migrations, constraints, bulk inserts, vectors and clear errors.
+
+Database tests run on SQLite and on PostgreSQL (the ``store_url`` fixture, a throwaway cluster);
+those about SQLite files (paths, pragmas, a file that must not be created) are SQLite-only."""
 
 from __future__ import annotations
 
 import io
-import sqlite3
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,7 +20,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import event, func, inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
@@ -48,6 +51,7 @@ from audits.store import (
 )
 from audits.store.migrate import MIGRATIONS_DIR
 from nla.verbalizer import vector_digest
+from tests.postgres_server import PostgresServer
 
 TABLES = {
     "campaigns",
@@ -68,11 +72,10 @@ BAD_URL = "postgresql://u:secret@127.0.0.1:1/x"
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> str:
-    """A migrated SQLite store file."""
-    path = str(tmp_path / "store.db")
-    upgrade(path)
-    return path
+def db(store_url: str) -> str:
+    """A migrated store, on SQLite and on PostgreSQL."""
+    upgrade(store_url)
+    return store_url
 
 
 @pytest.fixture
@@ -107,9 +110,13 @@ def _explanation(run_id: int, sample_index: int = 0) -> dict[str, object]:
     }
 
 
-def _tables(path: str) -> set[str]:
-    with open_store(path, check=False) as opened:
-        return set(inspect(opened.engine).get_table_names()) - {"alembic_version"}
+def _all_tables(url: str) -> set[str]:
+    with open_store(url, check=False) as opened:
+        return set(inspect(opened.engine).get_table_names())
+
+
+def _tables(url: str) -> set[str]:
+    return _all_tables(url) - {"alembic_version"}
 
 
 def test_upgrade_downgrade_upgrade(db: str) -> None:
@@ -144,11 +151,17 @@ def test_postgresql_sql_renders_offline() -> None:
     assert "TIMESTAMP WITH TIME ZONE" in sql and "DOUBLE PRECISION" in sql and "BYTEA" in sql
 
 
-def test_sqlite_pragmas_and_foreign_keys(store: Store) -> None:
-    with store.session() as session:
+def test_sqlite_pragmas(tmp_path: Path) -> None:
+    # SQLite-only: pragmas are how SQLite gets WAL, a busy timeout and foreign keys.
+    path = str(tmp_path / "store.db")
+    upgrade(path)
+    with open_store(path) as opened, opened.session() as session:
         assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert session.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert session.execute(text("PRAGMA busy_timeout")).scalar() == 5000
+
+
+def test_foreign_keys_are_enforced(store: Store) -> None:
     with pytest.raises(IntegrityError), store.session() as session:
         session.add(SQLARun(campaign_id=999, provenance_json={}, executor="local"))
 
@@ -185,6 +198,30 @@ def test_insert_ignore_resumes_without_duplicates(store: Store) -> None:
         assert session.scalar(select(func.count()).select_from(SQLAExplanation)) == 5
     with pytest.raises(IntegrityError), store.session() as session:  # only uniqueness conflicts are skipped
         insert_ignore(session, SQLAExplanation, [_explanation(run_id + 1, 9)])
+
+
+def test_insert_ignore_is_one_multi_row_statement(store: Store) -> None:
+    with store.session() as session:
+        run_id = _run_id(session)
+    statements: list[tuple[str, object]] = []
+
+    def record(
+        _conn: object, _cursor: object, sql: str, params: object, _context: object, many: bool
+    ) -> None:
+        statements.append((sql, params))
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        with store.session() as session:
+            rows = [_explanation(run_id, i) for i in range(200)]
+            assert insert_ignore(session, SQLAExplanation, rows) == 200
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+    inserts = [(sql, params) for sql, params in statements if sql.lstrip().startswith("INSERT")]
+    assert len(inserts) == 1  # insertmanyvalues: one VALUES list for all rows, not one round trip per row
+    sql, params = inserts[0]
+    assert "ON CONFLICT DO NOTHING" in sql and "RETURNING" in sql
+    assert len(params) == 200 * (len(rows[0]) + 1)  # every row's values (and created_at) in that statement
 
 
 def _token(session: Session, campaign_id: int) -> SQLATokenPosition:
@@ -235,19 +272,18 @@ def test_review_constraints(store: Store, author: str, decision: str, reason: st
         session.add(SQLAReview(flag_id=flag_id, author=author, decision=decision, reason=reason))
 
 
-def test_upgrade_from_0001_keeps_rows(tmp_path: Path) -> None:
-    path = str(tmp_path / "old.db")
-    upgrade(path, "0001")
-    with open_store(path, check=False) as opened, opened.engine.begin() as connection:
+def test_upgrade_from_0001_keeps_rows(store_url: str) -> None:
+    upgrade(store_url, "0001")
+    with open_store(store_url, check=False) as opened, opened.engine.begin() as connection:
         connection.exec_driver_sql(
             "INSERT INTO campaigns (name, description, spec_json, spec_hash, created_at) "
             "VALUES ('c', '', '{}', 'x', '2026-01-01 00:00:00')"
         )
-    upgrade(path)
-    with open_store(path) as opened, opened.session() as session:
+    upgrade(store_url)
+    with open_store(store_url) as opened, opened.session() as session:
         assert session.scalar(select(SQLACampaign.name)) == "c"
-    downgrade(path, "0001")
-    assert current_revision(path) == "0001"
+    downgrade(store_url, "0001")
+    assert current_revision(store_url) == "0001"
 
 
 def test_check_constraints(store: Store) -> None:
@@ -312,21 +348,27 @@ def test_canonical_json_keys() -> None:
         canonical_json({"x": float("nan")})
 
 
-def test_uninitialised_database_is_refused(tmp_path: Path) -> None:
-    missing = tmp_path / "new.db"
+def test_uninitialised_database_is_refused(store_url: str) -> None:
     with pytest.raises(StoreError, match=r"not initialised: run `nla-workbench db upgrade --db "):
-        open_store(str(missing))
-    assert not missing.exists()  # checking never creates the file
-    empty = tmp_path / "empty.db"
-    sqlite3.connect(empty).execute("CREATE TABLE other (x)").connection.close()
+        open_store(store_url)
+    with open_store(store_url, check=False) as opened, opened.engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE other (x INTEGER)")
     with pytest.raises(StoreError, match="not initialised"):
-        open_store(str(empty))
+        open_store(store_url)
+
+
+def test_checking_a_missing_sqlite_file_never_creates_it(tmp_path: Path) -> None:
+    # SQLite-only: a PostgreSQL database is never created by connecting to it.
+    missing = tmp_path / "new.db"
+    with pytest.raises(StoreError, match="not initialised"):
+        open_store(str(missing))
+    assert current_revision(str(missing)) is None
+    assert not missing.exists()
 
 
 def test_newer_revision_is_refused(db: str) -> None:
-    with sqlite3.connect(db) as connection:
-        connection.execute("UPDATE alembic_version SET version_num = '9999_future'")
-    connection.close()
+    with open_store(db, check=False) as opened, opened.engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE alembic_version SET version_num = '9999_future'")
     with pytest.raises(
         StoreError, match=r"schema revision 9999_future, newer than .*: upgrade nla-workbench"
     ):
@@ -336,6 +378,7 @@ def test_newer_revision_is_refused(db: str) -> None:
 
 
 def test_unreachable_databases_give_one_clear_error(tmp_path: Path) -> None:
+    # SQLite file paths (missing directory, garbage file) and an unreachable server URL.
     nowhere = tmp_path / "missing" / "x.db"
     for attempt in (open_store, upgrade, current_revision):
         with pytest.raises(StoreError, match=f"directory {tmp_path / 'missing'} does not exist"):
@@ -350,17 +393,47 @@ def test_unreachable_databases_give_one_clear_error(tmp_path: Path) -> None:
     assert "u:***@127.0.0.1:1/x" in str(caught.value) and "secret" not in str(caught.value)
 
 
-def test_failed_upgrade_writes_nothing(tmp_path: Path) -> None:
-    target = tmp_path / "new.db"
+def test_missing_postgresql_database_gives_one_clear_error(postgres_server: PostgresServer) -> None:
+    url = postgres_server.url("no_such_database").render_as_string(hide_password=False)
+    for attempt in (open_store, upgrade, current_revision):
+        with pytest.raises(
+            StoreError, match=f'cannot .* database {re.escape(url)}: .*"no_such_database" does not exist'
+        ):
+            attempt(url)
+
+
+def test_failed_upgrade_writes_nothing(store_url: str) -> None:
     with pytest.raises(StoreError, match="Can't locate revision"):
-        upgrade(str(target), revision="no-such-revision")
+        upgrade(store_url, revision="no-such-revision")
+    assert current_revision(store_url) is None
+    assert _tables(store_url) == set() and "alembic_version" not in _all_tables(store_url)
+
+
+def test_failed_upgrade_removes_a_new_sqlite_file(tmp_path: Path) -> None:
+    # SQLite-only: the file (and its WAL side files) that the failed upgrade created goes away.
+    with pytest.raises(StoreError, match="Can't locate revision"):
+        upgrade(str(tmp_path / "new.db"), revision="no-such-revision")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_upgrade_and_current(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    store_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # In-process through the real entry point (the subprocess start costs ~5 s of torch imports).
+    from workbench.cli.app import main
+
+    monkeypatch.setattr(sys, "argv", ["nla-workbench", "db", "upgrade", "--db", store_url])
+    main()
+    assert f"not initialised -> {head_revision()} (head)" in capsys.readouterr().out
+    monkeypatch.setattr(sys, "argv", ["nla-workbench", "db", "current", "--db", store_url])
+    main()
+    assert capsys.readouterr().out.strip() == f"{store_url}: {head_revision()} (head)"
+
+
+def test_cli_upgrade_and_current_with_a_relative_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # SQLite-only: a relative file path resolves against the working directory.
     from workbench.cli.app import main
 
     monkeypatch.chdir(tmp_path)

@@ -20,6 +20,7 @@ from audits.store import open_store, upgrade
 from audits.themes.definitions import check_theme_ids
 from audits.themes.rates import condition_vs_control, flag_frame, flag_rates, verdict_counts
 from audits.variants import expand_variants
+from nla.executors import make_executor
 from workbench.cli.progress import progress_bar
 
 campaign_app = typer.Typer(no_args_is_help=True, help="Create, run and inspect audit campaigns.")
@@ -44,8 +45,8 @@ def create(
 ) -> None:
     """Validate a campaign spec and register it in the store."""
     spec = _spec(spec_file, from_library)
-    store = open_store(db)
-    register_campaign(store, spec)
+    with open_store(db) as store:  # closed on error too, so no -wal / -shm file is left behind
+        register_campaign(store, spec)
     variants = expand_variants(spec, load_library())
     console.print(
         f"registered campaign {spec.name!r} in {store.name}: {len(variants)} variants "
@@ -54,26 +55,43 @@ def create(
 
 
 @campaign_app.command("run")
-def run(name: str, db: DbOpt = "workbench.db") -> None:
+def run(
+    name: str,
+    db: DbOpt = "workbench.db",
+    executor: Annotated[
+        str, typer.Option(help="Where explanations are generated: in-process or ray (needs the ray extra).")
+    ] = "in-process",
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (host:port or auto); default: start a local one.")
+    ] = None,
+    actors: Annotated[
+        int | None, typer.Option(help="Ray actors, one NLA each; default: one per GPU, or 2 without GPUs.")
+    ] = None,
+) -> None:
     """Run (or resume) a campaign: only missing work is done."""
-    store = open_store(db)
-    runner = CampaignRunner(store, name, load_library(), stage=lambda stage: progress_bar(err, stage))
-    result = runner.run()
-    console.print(f"run {result.run_id} {result.status}: {result.new_explanations} new explanations")
-    print_status(campaign_status(store, name, load_library()))
+    with open_store(db) as store, make_executor(executor, address, actors) as pool:
+        runner = CampaignRunner(
+            store, name, load_library(), stage=lambda stage: progress_bar(err, stage), executor=pool
+        )
+        result = runner.run()
+        console.print(f"run {result.run_id} {result.status}: {result.new_explanations} new explanations")
+        print_status(campaign_status(store, name, load_library()))
 
 
 @campaign_app.command("status")
 def status(name: str, db: DbOpt = "workbench.db") -> None:
     """Counts per stage and status, budget used, runs and ETA."""
-    print_status(campaign_status(open_store(db), name, load_library()))
+    with open_store(db) as store:
+        print_status(campaign_status(store, name, load_library()))
 
 
 @campaign_app.command("list")
 def list_campaigns(db: DbOpt = "workbench.db") -> None:
     """Every campaign in the store."""
     table = Table("campaign", "description", "created")
-    for name, description, created in campaign_names(open_store(db)):
+    with open_store(db) as store:
+        names = campaign_names(store)
+    for name, description, created in names:
         table.add_row(Text(name), Text(description), created.strftime("%Y-%m-%d %H:%M"))
     console.print(table)
 
@@ -87,7 +105,8 @@ def flags(
     limit: Annotated[int, typer.Option(min=1, help="Most flags to print.")] = 20,
 ) -> None:
     """Raised flags, strongest first, each citing its token, explanation and evidence."""
-    frame = flag_frame(open_store(db), name)
+    with open_store(db) as store:
+        frame = flag_frame(store, name)
     raised = frame[frame["raised"]] if not frame.empty else frame
     if theme is not None:
         check_theme_ids([theme])
@@ -122,9 +141,9 @@ def rates(
     """Flag rate per scenario and theme in each condition against its control, with 95% intervals."""
     if unit not in ("token", "transcript"):
         raise ValueError(f"--unit {unit!r}: choose token or transcript")
-    table_rates = flag_rates(
-        verdict_counts(open_store(db), name), include_low_fidelity=include_low_fidelity, unit=unit
-    )
+    with open_store(db) as store:
+        counts = verdict_counts(store, name)
+    table_rates = flag_rates(counts, include_low_fidelity=include_low_fidelity, unit=unit)
     compared = condition_vs_control(table_rates)
     table = Table("scenario", "theme", "condition", "rate [95% CI]", "control", "difference [95% CI]",
                   "unverbalized diff", title=f"flag rates per {unit} in {name}")  # fmt: skip
@@ -199,7 +218,8 @@ def demo(
             }
         )
     upgrade(db)
-    register_campaign(open_store(db), spec)
+    with open_store(db) as store:
+        register_campaign(store, spec)
     run(spec.name, db)
     where = db if "://" in db else str(Path(db).resolve())
     console.print(

@@ -52,15 +52,15 @@ def report(
     fmt = _choice("--format", format, REPORT_FORMATS)
     out = out or Path(f"{name}-report.{fmt}")
     check_output(out, force=force)
-    store = open_store(db)
-    campaign_id_of(store, name)
-    data = gather(
-        store,
-        name,
-        load_library(),
-        include_unreviewed=include_unreviewed,
-        include_low_fidelity=include_low_fidelity,
-    )
+    with open_store(db) as store:  # closed on error too, so no -wal / -shm file is left behind
+        campaign_id_of(store, name)
+        data = gather(
+            store,
+            name,
+            load_library(),
+            include_unreviewed=include_unreviewed,
+            include_low_fidelity=include_low_fidelity,
+        )
     with atomic_output(out) as tmp:
         if fmt == "md":
             tmp.write_text(render_markdown(data), encoding="utf-8")
@@ -84,10 +84,10 @@ def export(
     what = _choice("--what", what, tuple(COLUMNS))
     out = out or Path(f"{name}-{what}.{fmt}")
     check_output(out, force=force)
-    store = open_store(db)
-    campaign_id_of(store, name)
-    with atomic_output(out) as tmp:
-        count = write_export(stream_rows(store, name, what), what, fmt, tmp)
+    with open_store(db) as store:
+        campaign_id_of(store, name)
+        with atomic_output(out) as tmp:
+            count = write_export(stream_rows(store, name, what), what, fmt, tmp)
     console.print(f"wrote {count} {what} rows of {name!r} to {out}")
 
 
@@ -103,9 +103,10 @@ def review_add(
     db: DbOpt = "workbench.db",
 ) -> None:
     """Record a decision on a flag; earlier decisions are kept as history."""
-    review_id = add_review(
-        open_store(db), flag_id, author=author or getpass.getuser(), decision=decision, reason=reason
-    )
+    with open_store(db) as store:
+        review_id = add_review(
+            store, flag_id, author=author or getpass.getuser(), decision=decision, reason=reason
+        )
     console.print(f"review {review_id}: flag {flag_id} {decision}")
 
 
@@ -113,7 +114,9 @@ def review_add(
 def review_list(name: str, db: DbOpt = "workbench.db") -> None:
     """Every decision on a campaign's flags, oldest first."""
     table = Table("review", "flag", "theme", "variant", "pos", "author", "decision", "reason", "at")
-    for r in review_history(open_store(db), name).itertuples():
+    with open_store(db) as store:
+        history = review_history(store, name)
+    for r in history.itertuples():
         table.add_row(
             str(r.review_id), str(r.flag_id), r.theme_id, Text(r.variant_key), str(r.position), Text(r.author),
             r.decision, Text(r.reason), f"{r.created_at:%Y-%m-%d %H:%M}",
