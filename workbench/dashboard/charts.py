@@ -53,6 +53,9 @@ def token_strip(
         )
     scale = [[0, "#2166ac"], [0.5, "#f7f7f7"], [1, "#b2182b"]] if signed else [[0, "#ffffff"], [1, colour]]
     bound = float(np.nanmax(np.abs(z), initial=1.0)) if signed else 1.0
+    z = np.nan_to_num(
+        z, nan=0.0
+    )  # unscored tokens drawn neutral (plotly draws no text on a gap); hover says "-"
     figure = go.Figure(
         go.Heatmap(
             z=z, text=text, customdata=hover, texttemplate="%{text}", textfont={"size": 13}, colorscale=scale, zmin=-bound if signed else 0,

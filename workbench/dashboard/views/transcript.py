@@ -43,7 +43,8 @@ raised_per_theme = scores[scores["raised"].astype(bool)]["theme_id"].value_count
 theme_ids = sorted(
     scores["theme_id"].unique(), key=lambda t: (-raised_per_theme.get(t, 0), t)
 )  # flagged first
-colourings = [f"flag:{t}" for t in theme_ids] + [f"triage:{t}" for t in theme_ids]
+kinds = ["flag", "triage"] if (scores["kind"] == "flag").any() else ["triage", "flag"]  # scored first
+colourings = [f"{kind}:{t}" for kind in kinds for t in theme_ids]
 
 
 def _colouring_label(value: str) -> str:
