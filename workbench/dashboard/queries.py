@@ -29,7 +29,6 @@ from audits.themes.intervals import wilson_interval
 from audits.themes.rates import (
     campaign_id_of,
     condition_label,
-    condition_vs_control,
     current_rules,
     flag_frame,
     flag_rates,
@@ -161,11 +160,6 @@ def pooled_rates(rates: pd.DataFrame) -> pd.DataFrame:
     pooled["rate"] = pooled["k"] / pooled["n"].where(pooled["n"] > 0)
     pooled["low"], pooled["high"] = wilson_interval(pooled["k"].to_numpy(), pooled["n"].to_numpy(), 0.95)
     return pooled
-
-
-def comparison(rates: pd.DataFrame) -> pd.DataFrame:
-    """Each condition against its paired control, with the Newcombe interval of the difference."""
-    return condition_vs_control(rates)
 
 
 def transcript_list(store: Store, campaign: str) -> pd.DataFrame:

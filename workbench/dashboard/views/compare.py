@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from audits.reports.charts import difference_figure
+from audits.themes.rates import condition_vs_control
 from workbench.dashboard import cached, queries
 from workbench.dashboard.state import pick_campaign, store, theme_name, themes
 from workbench.dashboard.text import label
@@ -30,9 +31,9 @@ def rates_of(name: str) -> pd.DataFrame:
     return rates[rates["theme_id"].isin(theme_filter)] if theme_filter else rates
 
 
-def condition_vs_control() -> None:
+def against_controls() -> None:
     st.subheader("Condition vs control", anchor=False)
-    compared = queries.comparison(rates_of(campaign))
+    compared = condition_vs_control(rates_of(campaign))
     if compared.empty:
         st.info("Nothing to compare yet: the campaign needs flag verdicts in a condition and its control"
                 + ("." if include_low else " (or count low-fidelity verdicts with the sidebar toggle)."))  # fmt: skip
@@ -91,5 +92,5 @@ def side_by_side() -> None:
     st.dataframe(wide, hide_index=True, key="side_by_side_table")
 
 
-condition_vs_control()
+against_controls()
 side_by_side()
