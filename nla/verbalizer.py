@@ -35,6 +35,8 @@ class Generation:
     n_tokens: int
     finish: str
     """``stop`` (closing tag), ``eos`` or ``length``."""
+    token_ids: tuple[int, ...] = ()
+    """The generated token ids (training scores exactly these)."""
 
 
 def vector_digest(vector: torch.Tensor) -> str:
@@ -92,7 +94,7 @@ class Verbalizer:
             token_lists, finishes = self._generate_batch(injected, sampling, seeds, progress)
             for (v, s), toks, finish in zip(batch, token_lists, finishes, strict=True):
                 text = self.tokenizer.decode(toks, skip_special_tokens=True)
-                out.append(Generation(v, s, text, len(toks), finish))
+                out.append(Generation(v, s, text, len(toks), finish, tuple(toks)))
         return out
 
     def _inputs(self, injected: torch.Tensor) -> tuple[torch.Tensor, DynamicCache]:

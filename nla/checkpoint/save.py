@@ -19,7 +19,7 @@ from nla.errors import CheckpointError
 from nla.sidecar import SIDECAR, NLAMeta, sidecar_dict, write_sidecar
 
 
-def _atomic_dir(out_dir: Path, write: Callable[[Path], None], *, force: bool) -> Path:
+def atomic_dir(out_dir: Path, write: Callable[[Path], None], *, force: bool) -> Path:
     """Build a directory in a temporary sibling and move it into place when complete."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not force:
@@ -54,7 +54,7 @@ def save_released(nla: NLA, out_dir: Path, *, force: bool = False) -> Path:
         _save_head(nla.ar.value_head, ar)
         write_sidecar(ar / SIDECAR, sidecar_dict(nla.meta, "ar"))
 
-    return _atomic_dir(out_dir, write, force=force)
+    return atomic_dir(out_dir, write, force=force)
 
 
 def save_compact(
@@ -79,7 +79,7 @@ def save_compact(
             write_sidecar(root / role / SIDECAR, sidecar_dict(meta, role, **extra))
         _save_head(value_head, root / AR_DIR)
 
-    return _atomic_dir(out_dir, write, force=force)
+    return atomic_dir(out_dir, write, force=force)
 
 
 def export_released(compact_dir: Path, out_dir: Path, *, force: bool = False) -> Path:

@@ -16,6 +16,7 @@ from workbench.cli.db_commands import db_app
 from workbench.cli.nla_commands import nla_app
 from workbench.cli.report_commands import export, report, review_app
 from workbench.cli.theme_commands import themes_app
+from workbench.cli.train_commands import train_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Audit language models with NLAs.")
 app.add_typer(nla_app, name="nla")
@@ -23,6 +24,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(themes_app, name="themes")
 app.add_typer(review_app, name="review")
+app.add_typer(train_app, name="train")
 app.command("report")(report)
 app.command("export")(export)
 app.command("demo")(demo)

@@ -1,0 +1,99 @@
+"""A training run directory: its settings (``run.yaml``) and where every stage reads and writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from nla.errors import NLAError
+
+SPLITS = ("av_sft", "ar_sft", "rl", "eval")
+TEACHER_SPLITS = ("av_sft", "ar_sft", "eval")
+
+
+class RunSettings(BaseModel):
+    """What ``datagen`` was asked to build; later stages read it back."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    target: str
+    """The model whose activations are explained (embedded alias, local path or Hub id)."""
+    layer: int = Field(ge=0)
+    """K: activations are the residual stream after decoder block K."""
+    corpus: str = "builtin"
+    """``builtin`` or a path to the user's documents."""
+    prose_docs: int = Field(default=300, ge=0)
+    """Built-in corpus: number of prose documents."""
+    chat_docs: int = Field(default=300, ge=0)
+    """Built-in corpus: number of chats the target answers."""
+    positions_per_doc: int = Field(default=6, ge=1)
+    """Activations sampled per document (fewer when it has fewer eligible tokens)."""
+    min_position: int = Field(default=24, ge=1)
+    """Earliest token position sampled (early positions carry little context)."""
+    max_tokens: int = Field(default=256, ge=8)
+    """Documents are truncated to this many tokens."""
+    reply_tokens: int = Field(default=96, ge=1)
+    """Length cap of the target's chat replies."""
+    split_fractions: tuple[float, float, float, float] = (0.35, 0.35, 0.15, 0.15)
+    """Document shares for AV-SFT, AR-SFT, RL and held-out eval."""
+    seed: int = 0
+    """Seeds the corpus choice, positions (per document) and the split."""
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths inside one run directory."""
+
+    root: Path
+
+    @property
+    def settings_file(self) -> Path:
+        return self.root / "run.yaml"
+
+    @property
+    def init(self) -> Path:
+        """The untrained NLA (marker, templates, injection scale) training starts from."""
+        return self.root / "init"
+
+    @property
+    def chunks(self) -> Path:
+        return self.root / "data" / "chunks"
+
+    def split(self, name: str) -> Path:
+        """Activations of one split."""
+        return self.root / "data" / f"{name}.parquet"
+
+    def explained(self, name: str) -> Path:
+        """One split with its teacher explanations."""
+        return self.root / "explain" / f"{name}.parquet"
+
+    def stage(self, name: str) -> Path:
+        return self.root / name
+
+    def settings(self) -> RunSettings:
+        """The run's settings; a clear error when ``datagen`` has not run here."""
+        if not self.settings_file.is_file():
+            raise NLAError(
+                f"{self.root} is not a training run: run `nla-workbench train datagen --out {self.root}` first"
+            )
+        return RunSettings.model_validate(yaml.safe_load(self.settings_file.read_text("utf-8")))
+
+    def write_settings(self, settings: RunSettings) -> None:
+        """Record the settings, refusing to continue a run made with different ones."""
+        if self.settings_file.is_file():
+            old = self.settings()
+            if old != settings:
+                changed = sorted(
+                    k for k in RunSettings.model_fields if getattr(old, k) != getattr(settings, k)
+                )
+                raise NLAError(
+                    f"{self.root} was generated with different settings ({', '.join(changed)}); "
+                    "use a new --out directory or the original settings to resume"
+                )
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        data = settings.model_dump(mode="json")
+        self.settings_file.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
