@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps demo dashboard test lint bench
+.PHONY: setup system-deps corpus bundled-nla demo dashboard test lint bench
 
 setup: $(STAMP)
 
@@ -16,11 +16,30 @@ $(STAMP): pyproject.toml
 
 # Debian packages the tests need: Chromium prints the HTML report and runs the dashboard's real-browser
 # test (driven by playwright), poppler-utils (pdftoppm, pdftotext) checks PDF pages, and the PostgreSQL
-# server hosts a throwaway cluster on loopback for the store suite. Needs root (CI runs it; on a
-# workstation use sudo).
+# server hosts a throwaway cluster on loopback for the store suite; fortunes is the training prose
+# corpus. Needs root (CI runs it; on a workstation use sudo).
 system-deps:
-	@command -v chromium >/dev/null && command -v pdftoppm >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils postgresql >/dev/null)
+	@command -v chromium >/dev/null && command -v pdftoppm >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && \
+	  test -d /usr/share/games/fortunes || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils postgresql fortunes >/dev/null)
+
+# The built-in prose corpus for `nla-workbench train datagen` (Debian's fortune-mod data files).
+corpus:
+	@test -d /usr/share/games/fortunes || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fortunes >/dev/null)
+
+# Retrain the bundled SmolLM2 layer-20 NLA from scratch on this CPU (~80 min on 2 cores; every stage
+# resumes when re-run), then export it with its model card into the package.
+RUN ?= runs/smol
+bundled-nla: setup corpus
+	$(BIN)/nla-workbench train datagen --out $(RUN) --target embedded:smollm2-135m-instruct --layer 20
+	$(BIN)/nla-workbench train explain $(RUN) --teacher heuristic
+	$(BIN)/nla-workbench train ar-sft $(RUN)
+	$(BIN)/nla-workbench train av-sft $(RUN)
+	$(BIN)/nla-workbench train eval $(RUN) --stage sft
+	$(BIN)/nla-workbench train rl $(RUN)
+	$(BIN)/nla-workbench train eval $(RUN) --stage rl
+	$(BIN)/nla-workbench train export $(RUN) --out nla/data/nla/smollm2-135m-instruct-L20 --half --force
 
 # The starter audit into ./workbench.db, then the dashboard over it (prints its URL; Ctrl-C stops it).
 demo: setup

@@ -50,8 +50,9 @@ class TargetSpec(_Spec):
 class NLASpec(_Spec):
     """The NLA that explains the target's activations."""
 
-    checkpoint: str = "init"
-    """An NLA directory (av/ + ar/), a Hub id prefix, or ``init[:LAYER]`` (untrained)."""
+    checkpoint: str = "default"
+    """An NLA directory (av/ + ar/), a Hub id prefix, ``default`` (the bundled trained NLA for the
+    target where one ships, else ``init``) or ``init[:LAYER]`` (untrained)."""
     layer: int | None = Field(None, ge=0)
     """Layer for an ``init`` NLA; other checkpoints carry their own."""
     batch_size: int = Field(64, ge=1)
@@ -103,8 +104,8 @@ class SamplingSpec(_Spec):
     """Sampling temperature; 0 is greedy."""
     top_p: float = Field(0.95, gt=0, le=1)
     """Nucleus sampling mass."""
-    max_new_tokens: int = Field(48, ge=1, le=512)
-    """Explanation length cap, in tokens."""
+    max_new_tokens: int = Field(72, ge=1, le=512)
+    """Explanation length cap, in tokens (the bundled SmolLM2 NLA writes ~60)."""
 
 
 class Budgets(_Spec):

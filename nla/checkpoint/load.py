@@ -14,6 +14,7 @@ from torch import nn
 from transformers import AutoConfig, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
+from nla.checkpoint.bundled import DEFAULT, resolve_default
 from nla.checkpoint.layout import (
     ADAPTER_CONFIG,
     AR_DIR,
@@ -42,7 +43,10 @@ def load_nla(
     device: str = "cpu",
     trust_remote_code: bool = False,
 ) -> NLA:
-    """Load the NLA named by ``ref``; ``init`` builds an untrained one over ``target_ref`` at ``layer``."""
+    """Load the NLA named by ``ref``; ``init`` builds an untrained one over ``target_ref`` at ``layer``,
+    ``default`` is the bundled trained NLA for the target where one ships (else ``init``)."""
+    if ref == DEFAULT:
+        ref = resolve_default(target_ref, layer)
     if ref == INIT or ref.startswith(INIT + ":"):
         from nla.checkpoint.init import cached_init_dir
 

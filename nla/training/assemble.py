@@ -7,6 +7,8 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+from safetensors.torch import load_file, save_file
+
 from nla.checkpoint.layout import AR_DIR, AV_DIR, COMPACT, VALUE_HEAD
 from nla.checkpoint.save import atomic_dir
 from nla.errors import NLAError
@@ -24,8 +26,11 @@ def latest(run: RunDir) -> str:
     return "rl" if read_stage(run.stage("rl")) else "sft"
 
 
-def assemble(run: RunDir, out_dir: Path, which: str = "latest", *, force: bool = True) -> Path:
-    """Write the NLA of stage ``which`` (sft, rl or latest) to ``out_dir`` in compact form."""
+def assemble(
+    run: RunDir, out_dir: Path, which: str = "latest", *, half: bool = False, force: bool = True
+) -> Path:
+    """Write the NLA of stage ``which`` (sft, rl or latest) to ``out_dir`` in compact form;
+    ``half`` stores adapters and head as float16 (half the size; loading casts them back)."""
     which = latest(run) if which == "latest" else which
     av_stage, ar_stage = (run.stage(s) for s in STAGES[which])
     for stage in {av_stage, ar_stage}:
@@ -45,8 +50,17 @@ def assemble(run: RunDir, out_dir: Path, which: str = "latest", *, force: bool =
         for role, stage in ((AV_DIR, av_stage), (AR_DIR, ar_stage)):
             (root / role).mkdir()
             for name in ADAPTER_FILES:
-                shutil.copy2(stage / role / name, root / role / name)
+                _copy(stage / role / name, root / role / name, half)
             write_sidecar(root / role / SIDECAR, sidecar_dict(meta, role, **extra))
-        shutil.copy2(ar_stage / AR_DIR / VALUE_HEAD, root / AR_DIR / VALUE_HEAD)
+        _copy(ar_stage / AR_DIR / VALUE_HEAD, root / AR_DIR / VALUE_HEAD, half)
 
     return atomic_dir(out_dir, write, force=force)
+
+
+def _copy(source: Path, dest: Path, half: bool) -> None:
+    """Copy a file; with ``half``, a safetensors file is rewritten with float16 tensors."""
+    if not (half and source.suffix == ".safetensors"):
+        shutil.copy2(source, dest)
+        return
+    tensors = {k: v.half() if v.is_floating_point() else v for k, v in load_file(str(source)).items()}
+    save_file(tensors, str(dest))

@@ -27,7 +27,7 @@ class AVSFTConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
-    steps: int = Field(default=300, ge=1)
+    steps: int = Field(default=500, ge=1)
     """Optimizer steps."""
     batch_size: int = Field(default=8, ge=1)
     """Explanations per step."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from nla.checkpoint.init import init_nla
 from nla.pipeline import load_target
 from nla.training.corpus import Document, load_corpus
 from nla.training.run import SPLITS, RunDir, RunSettings
-from nla.training.tables import read_table, write_table
+from nla.training.tables import read_sidecar, read_table, write_table
 from nla.transcript import transcript_from_messages
 
 TOP_NEXT = 3
@@ -53,16 +54,13 @@ def run_datagen(
     for index, chunk in enumerate(chunks):
         if index in done:
             continue
+        started = time.perf_counter()
         frame, vectors = _chunk_rows(
             target.model, target.tokenizer, chunk, settings, seed=settings.seed + index
         )
-        write_table(
-            _chunk_path(run, index),
-            frame,
-            vectors,
-            stage="base",
-            inputs={"documents": [d.doc_id for d in chunk]},
-        )
+        seconds = round(time.perf_counter() - started, 1)
+        inputs = {"documents": [d.doc_id for d in chunk], "seconds": seconds}
+        write_table(_chunk_path(run, index), frame, vectors, stage="base", inputs=inputs)
         bar.update(len(chunk))
     bar.close()
     return _write_splits(run, settings, len(chunks))
@@ -190,6 +188,7 @@ def answer(
 def _write_splits(run: RunDir, settings: RunSettings, n_chunks: int) -> dict[str, int]:
     """Merge the chunks and split them by document into the four split files."""
     parts = [read_table(_chunk_path(run, i)) for i in range(n_chunks)]
+    seconds = sum(read_sidecar(_chunk_path(run, i))["inputs"].get("seconds", 0.0) for i in range(n_chunks))
     frame = pd.concat([p[0] for p in parts], ignore_index=True)
     vectors = np.concatenate([p[1] for p in parts if p[1] is not None])
     assignment = split_documents(sorted(frame["doc_id"].unique()), settings.split_fractions, settings.seed)
@@ -200,6 +199,7 @@ def _write_splits(run: RunDir, settings: RunSettings, n_chunks: int) -> dict[str
         inputs = {
             "settings": settings.model_dump(mode="json"),
             "chunks": n_chunks,
+            "datagen_seconds": round(seconds, 1),
             "documents": int(frame[keep]["doc_id"].nunique()),
         }
         write_table(

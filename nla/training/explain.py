@@ -10,7 +10,6 @@ import hashlib
 import json
 from pathlib import Path
 
-import pandas as pd
 from tqdm import tqdm
 
 from nla.training.run import TEACHER_SPLITS, RunDir
@@ -78,8 +77,3 @@ def append_cache(path: Path, entries: dict[str, str | None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as f:
         f.writelines(json.dumps({"key": k, "explanation": v}) + "\n" for k, v in entries.items())
-
-
-def explained_frame(run: RunDir, name: str) -> tuple[pd.DataFrame, object]:
-    """A split with its explanations (``explain`` must have run)."""
-    return read_table(run.explained(name))

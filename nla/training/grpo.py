@@ -17,6 +17,7 @@ patched around it; the loop here is ~100 lines with its maths unit-tested.
 
 from __future__ import annotations
 
+import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,7 +50,7 @@ class RLConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
-    steps: int = Field(default=40, ge=1)
+    steps: int = Field(default=30, ge=1)
     """GRPO steps."""
     vectors_per_step: int = Field(default=4, ge=1)
     """Vectors (groups) per step."""
@@ -191,8 +192,6 @@ def run_rl(
     )
     save_halves(stage_dir, av=av, ar=ar)
     if rollouts:
-        import pandas as pd
-
         write_table(
             stage_dir / "rollouts" / f"{loop.step:06d}.parquet",
             pd.DataFrame(rollouts),

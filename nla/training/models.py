@@ -3,10 +3,11 @@ files a stage saves them as (adapter directories plus the AR's value head)."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model
+from peft import LoraConfig, PeftModel, get_peft_model, set_peft_model_state_dict
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig
@@ -107,8 +108,6 @@ def load_ar_half(ar: Reconstructor, directory: Path) -> None:
 
 
 def _load_adapter(model: PeftModel, directory: Path) -> None:
-    from peft import set_peft_model_state_dict
-
     weights = load_file(str(directory / "adapter_model.safetensors"))
     result = set_peft_model_state_dict(model, weights)
     if result.unexpected_keys:
@@ -117,8 +116,6 @@ def _load_adapter(model: PeftModel, directory: Path) -> None:
 
 def frozen_copy(model: PeftModel) -> nn.Module:
     """A frozen copy with the adapters merged: the reference policy for the KL term."""
-    import copy
-
     ref = copy.deepcopy(model).merge_and_unload().eval()
     for p in ref.parameters():
         p.requires_grad_(False)

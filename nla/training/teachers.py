@@ -29,8 +29,8 @@ INSTRUCTION = (
     "and immediate constraints on what follows. Answer with the features inside <analysis>...</analysis>, "
     "one per line.\n\n<begin_text>{text}<end_text>"
 )
-TAIL_WORDS = 10
-TOPIC_WORDS = 4
+TAIL_WORDS = 8
+TOPIC_WORDS = 3
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]{3,}")
 _ANALYSIS = re.compile(r"<analysis>(.*?)</analysis>", re.S)
 _MARKUP = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*|\*\*")

@@ -43,8 +43,12 @@ def _dtype(name: str) -> torch.dtype:
 def verbalize(
     target: TargetOpt = DEFAULT_TARGET,
     checkpoint: Annotated[
-        str, typer.Option(help="NLA: a pair directory (av/ + ar/), a Hub id prefix, or 'init[:LAYER]'.")
-    ] = "init",
+        str,
+        typer.Option(
+            help="NLA: a pair directory (av/ + ar/), a Hub id prefix, 'default' (bundled NLA for the "
+            "target, else init) or 'init[:LAYER]' (untrained)."
+        ),
+    ] = "default",
     layer: Annotated[int | None, typer.Option(help="Layer for an 'init' NLA (default: 2/3 depth).")] = None,
     text: Annotated[str | None, typer.Option(help="A user message to read.")] = None,
     transcript: Annotated[Path | None, typer.Option(help="A chat JSON: [{role, content}, ...].")] = None,
@@ -54,7 +58,7 @@ def verbalize(
     samples: Annotated[int, typer.Option(min=1, help="Explanations per activation.")] = 1,
     temperature: Annotated[float, typer.Option(min=0.0, help="0 = greedy.")] = 1.0,
     top_p: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.95,
-    max_new_tokens: Annotated[int, typer.Option(min=1, help="Cap on explanation length.")] = 48,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Cap on explanation length.")] = 72,
     seed: int = 0,
     reply_tokens: Annotated[
         int,

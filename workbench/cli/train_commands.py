@@ -171,12 +171,16 @@ def export(
     merge: Annotated[
         bool, typer.Option("--merge", help="Merge adapters into full weights (released layout).")
     ] = False,
+    half: Annotated[
+        bool, typer.Option("--half", help="Compact form: store adapters and head in float16.")
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out.")] = False,
 ) -> None:
-    """Write the trained NLA: compact (adapters + head + sidecars) or, with --merge, the released layout."""
+    """Write the trained NLA with its model card: compact (adapters + head + sidecars) or, with
+    --merge, the released layout."""
     from nla.training.export import run_export
 
-    path = run_export(_run(run), out, _stage(stage), merge=merge, force=force)
+    path = run_export(_run(run), out, _stage(stage), merge=merge, half=half, force=force)
     console.print(f"wrote {path}")
 
 

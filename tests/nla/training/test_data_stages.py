@@ -95,7 +95,7 @@ def test_heuristic_teacher_pieces() -> None:
     row = {"detokenized_text_truncated": "The farmers moved grain; the farmers waited.", "role": "text",
            "token": ".", "next_tokens": [" The", "\n", " They"]}  # fmt: skip
     text = heuristic_explanation(row)
-    assert text.startswith("Prose about farmers, waited, grain, moved.")
+    assert text.startswith("Prose about farmers, waited, grain.")
     assert 'Final token "." ends a sentence; next likely "The", "\'\\n\'", "They".' in text
     assert (
         token_role(" cat", "the cat") == "starts a word"
@@ -135,3 +135,14 @@ def test_bad_teacher_and_corpus_inputs_name_the_problem(tmp_path, monkeypatch) -
         user_corpus(bad)
     with pytest.raises(NLAError, match="is not a training run"):
         run_explain(RunDir(tmp_path / "nowhere"), HeuristicTeacher())
+
+
+def test_builtin_corpus_is_seeded_prose_and_chats() -> None:
+    from nla.training.corpus import MIN_PROSE_CHARS, builtin_chats, builtin_prose
+
+    prose = builtin_prose(20, seed=3)
+    assert len(prose) == 20 and prose == builtin_prose(20, seed=3) and prose != builtin_prose(20, seed=4)
+    assert all(d.kind == "prose" and len(d.text) >= MIN_PROSE_CHARS for d in prose)
+    chats = builtin_chats(15, seed=3)
+    assert len({d.doc_id for d in chats}) == 15
+    assert all(d.messages[0]["role"] == "user" and d.messages[0]["content"] for d in chats)

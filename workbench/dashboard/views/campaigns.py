@@ -89,7 +89,7 @@ def create_form() -> None:
         left, right = st.columns(2)
         target = left.text_input("Target model", "embedded:smollm2-135m-instruct", key="new_target")
         checkpoint = right.text_input(
-            "NLA checkpoint (directory, Hub prefix or init)", "init", key="new_checkpoint"
+            "NLA checkpoint (directory, Hub prefix, default or init)", "default", key="new_checkpoint"
         )
         roles = left.multiselect(
             "Token roles", ["system", "user", "assistant"], ["assistant"], key="new_roles"

@@ -74,7 +74,7 @@ def explore_form() -> dict[str, Any] | None:
         question = st.text_input("What are you testing? (stored with the campaign)", key="explore_question")
         left, right = st.columns(2)
         target = left.text_input("Target model", "embedded:smollm2-135m-instruct", key="explore_target")
-        checkpoint = right.text_input("NLA checkpoint", "init", key="explore_checkpoint")
+        checkpoint = right.text_input("NLA checkpoint", "default", key="explore_checkpoint")
         reply = left.toggle(
             "Let the target reply (when the chat ends with a user turn)", True, key="explore_reply"
         )
