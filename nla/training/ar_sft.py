@@ -33,8 +33,8 @@ class ARSFTConfig(BaseModel):
     """Peak learning rate (adapters and value head)."""
     warmup: int = Field(default=20, ge=0)
     """Linear warm-up steps."""
-    lora_rank: int = Field(default=16, ge=1)
-    """LoRA rank on every linear layer of blocks 0..K."""
+    lora_rank: int = Field(default=16, ge=0)
+    """LoRA rank on every linear layer of blocks 0..K; 0 = full fine-tuning (for GPUs)."""
     save_every: int = Field(default=25, ge=1)
     """Checkpoint interval in steps."""
     seed: int = 0

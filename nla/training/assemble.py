@@ -1,5 +1,6 @@
-"""Assemble a run's trained halves into an NLA checkpoint in the compact form (base model reference
-+ LoRA adapters + value head + sidecars), which ``load_nla`` and the engine read like any other."""
+"""Assemble a run's trained halves into an NLA checkpoint: the compact form (base model reference
++ LoRA adapters + value head + sidecars) or, after full fine-tuning, full model directories; either
+loads through ``load_nla`` and the engine like any other NLA."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from safetensors.torch import load_file, save_file
 from nla.checkpoint.layout import AR_DIR, AV_DIR, COMPACT, VALUE_HEAD
 from nla.checkpoint.save import atomic_dir
 from nla.errors import NLAError
+from nla.resolve import load_tokenizer
 from nla.sidecar import SIDECAR, sidecar_dict, write_sidecar
-from nla.training.models import run_meta
+from nla.training.models import is_adapter, run_meta
 from nla.training.run import RunDir
 from nla.training.stage import read_stage, training_baseline, training_vectors
 
@@ -29,8 +31,9 @@ def latest(run: RunDir) -> str:
 def assemble(
     run: RunDir, out_dir: Path, which: str = "latest", *, half: bool = False, force: bool = True
 ) -> Path:
-    """Write the NLA of stage ``which`` (sft, rl or latest) to ``out_dir`` in compact form;
-    ``half`` stores adapters and head as float16 (half the size; loading casts them back)."""
+    """Write the NLA of stage ``which`` (sft, rl or latest) to ``out_dir``: compact halves for LoRA
+    stages, full model directories for fully fine-tuned ones; ``half`` stores adapters and head as
+    float16 (half the size; loading casts them back)."""
     which = latest(run) if which == "latest" else which
     av_stage, ar_stage = (run.stage(s) for s in STAGES[which])
     for stage in {av_stage, ar_stage}:
@@ -41,17 +44,21 @@ def assemble(
     settings = run.settings()
     meta = replace(run_meta(run), stage="rl" if which == "rl" else "sl", base_model=settings.target)
     meta = meta.with_baseline(training_baseline(run), len(training_vectors(run)))
-    extra = {
-        COMPACT: {"base_model": settings.target},
-        "trained_on": f"{settings.corpus} corpus, run {run.root.name}",
-    }
+    trained_on = f"{settings.corpus} corpus, run {run.root.name}"
 
     def write(root: Path) -> None:
         for role, stage in ((AV_DIR, av_stage), (AR_DIR, ar_stage)):
-            (root / role).mkdir()
-            for name in ADAPTER_FILES:
-                _copy(stage / role / name, root / role / name, half)
-            write_sidecar(root / role / SIDECAR, sidecar_dict(meta, role, **extra))
+            source, dest = stage / role, root / role
+            if is_adapter(source):  # compact: the adapter applies to the base model named here
+                dest.mkdir()
+                extra = {COMPACT: {"base_model": settings.target}}
+                for name in ADAPTER_FILES:
+                    _copy(source / name, dest / name, half)
+            else:  # full fine-tuning: a complete model directory
+                shutil.copytree(source, dest)
+                load_tokenizer(settings.target).save_pretrained(dest)
+                extra = {}
+            write_sidecar(dest / SIDECAR, sidecar_dict(meta, role, trained_on=trained_on, **extra))
         _copy(ar_stage / AR_DIR / VALUE_HEAD, root / AR_DIR / VALUE_HEAD, half)
 
     return atomic_dir(out_dir, write, force=force)

@@ -35,8 +35,8 @@ class AVSFTConfig(BaseModel):
     """Peak learning rate of the adapters."""
     warmup: int = Field(default=20, ge=0)
     """Linear warm-up steps."""
-    lora_rank: int = Field(default=16, ge=1)
-    """LoRA rank on every linear layer."""
+    lora_rank: int = Field(default=16, ge=0)
+    """LoRA rank on every linear layer; 0 = full fine-tuning (for GPUs)."""
     max_response_tokens: int = Field(default=96, ge=8)
     """Teacher responses are cut to this many tokens."""
     eval_rows: int = Field(default=64, ge=2)

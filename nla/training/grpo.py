@@ -66,8 +66,8 @@ class RLConfig(BaseModel):
     """Reconstructor learning rate (higher than the AV's, as in the reference)."""
     kl_coef: float = Field(default=0.01, ge=0)
     """Weight of the KL-to-SFT loss."""
-    lora_rank: int = Field(default=16, ge=1)
-    """LoRA rank (must match the SFT stages)."""
+    lora_rank: int = Field(default=16, ge=0)
+    """LoRA rank, 0 = full fine-tuning (must match the SFT stages)."""
     save_every: int = Field(default=5, ge=1)
     """Checkpoint interval in steps."""
     seed: int = 0

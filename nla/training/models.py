@@ -1,5 +1,6 @@
-"""Trainable NLA halves for a run: the AV and the truncated AR with LoRA adapters (peft), and the
-files a stage saves them as (adapter directories plus the AR's value head)."""
+"""Trainable NLA halves for a run: the AV and the truncated AR with LoRA adapters (peft) or, with
+rank 0, fully fine-tuned (for GPUs); and the files a stage saves them as (adapter or full-weight
+directories, plus the AR's value head)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from nla.resolve import load_causal_lm, load_tokenizer, resolve_model_location
 from nla.sidecar import SIDECAR, NLAMeta, meta_from_sidecars, read_sidecar
 from nla.training.run import RunDir
 
-WEIGHTS = "trainable.safetensors"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
 def run_meta(run: RunDir) -> NLAMeta:
@@ -34,20 +35,26 @@ def lora(rank: int) -> LoraConfig:
     return LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules="all-linear")
 
 
+def adapt(model: nn.Module, rank: int, seed: int) -> nn.Module:
+    """LoRA adapters initialised from ``seed``; rank 0 trains every weight instead."""
+    if rank == 0:
+        return model.requires_grad_(True)
+    torch.manual_seed(seed)
+    return get_peft_model(model, lora(rank))
+
+
 def trainable_av(
     target: str, meta: NLAMeta, rank: int, device: str = "cpu", seed: int = 0
-) -> tuple[PeftModel, object, AVPrompt]:
-    """The verbalizer with fresh LoRA adapters (initialised from ``seed``), its tokenizer and its checked prompt."""
+) -> tuple[nn.Module, object, AVPrompt]:
+    """The trainable verbalizer (see ``adapt``), its tokenizer and its checked prompt."""
     tokenizer = load_tokenizer(target)
-    base = load_causal_lm(target, device=device)
-    torch.manual_seed(seed)
-    model = get_peft_model(base, lora(rank))
+    model = adapt(load_causal_lm(target, device=device), rank, seed)
     return model, tokenizer, build_av_prompt(tokenizer, meta, target)
 
 
 def trainable_ar(target: str, meta: NLAMeta, rank: int, device: str = "cpu", seed: int = 0) -> Reconstructor:
-    """The reconstructor: blocks 0..K with LoRA adapters (initialised from ``seed``) and an
-    identity-initialised value head."""
+    """The reconstructor: blocks 0..K made trainable by ``adapt`` and an identity-initialised
+    value head."""
     config = truncated_config(AutoConfig.from_pretrained(resolve_model_location(target)), meta.layer + 1)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the blocks above K are not loaded, by design
@@ -57,8 +64,7 @@ def trainable_ar(target: str, meta: NLAMeta, rank: int, device: str = "cpu", see
         hf_logging.set_verbosity(verbosity)
     tokenizer = load_tokenizer(target)
     tokenizer.padding_side = "right"
-    torch.manual_seed(seed)
-    backbone = get_peft_model(backbone, lora(rank))
+    backbone = adapt(backbone, rank, seed)
     head = identity_head(meta.d_model, next(backbone.parameters()))
     return Reconstructor(backbone, head, tokenizer, meta.ar_template)
 
@@ -84,39 +90,52 @@ def load_trainable(module: nn.Module, path: Path) -> None:
             params[name].copy_(value)
 
 
-def save_halves(out: Path, *, av: PeftModel | None = None, ar: Reconstructor | None = None) -> None:
-    """A stage's result: ``av/`` (LoRA adapter) and ``ar/`` (adapter plus value head)."""
+def save_halves(out: Path, *, av: nn.Module | None = None, ar: Reconstructor | None = None) -> None:
+    """A stage's result: ``av/`` and ``ar/`` as a LoRA adapter or full weights, plus the value head."""
     if av is not None:
         av.save_pretrained(out / AV_DIR)
     if ar is not None:
         ar.backbone.save_pretrained(out / AR_DIR)
-        save_file(
-            {"weight": ar.value_head.weight.detach().cpu().contiguous()}, str(out / AR_DIR / VALUE_HEAD)
-        )
+        head = {"weight": ar.value_head.weight.detach().cpu().contiguous()}
+        save_file(head, str(out / AR_DIR / VALUE_HEAD))
 
 
-def load_av_half(model: PeftModel, directory: Path) -> None:
-    """Load a saved AV adapter into a freshly built trainable AV."""
-    _load_adapter(model, directory / AV_DIR)
+def is_adapter(directory: Path) -> bool:
+    """Whether a saved half is a LoRA adapter (else full weights)."""
+    return (directory / ADAPTER_WEIGHTS).is_file()
+
+
+def load_av_half(model: nn.Module, directory: Path) -> None:
+    """Load a saved AV into a freshly built trainable AV of the same kind."""
+    _load_weights(model, directory / AV_DIR)
 
 
 def load_ar_half(ar: Reconstructor, directory: Path) -> None:
-    """Load a saved AR adapter and value head into a freshly built trainable AR."""
-    _load_adapter(ar.backbone, directory / AR_DIR)
+    """Load a saved AR (adapter or weights, and value head) into a freshly built trainable AR."""
+    _load_weights(ar.backbone, directory / AR_DIR)
     with torch.no_grad():
         ar.value_head.weight.copy_(load_file(str(directory / AR_DIR / VALUE_HEAD))["weight"])
 
 
-def _load_adapter(model: PeftModel, directory: Path) -> None:
-    weights = load_file(str(directory / "adapter_model.safetensors"))
-    result = set_peft_model_state_dict(model, weights)
-    if result.unexpected_keys:
-        raise ValueError(f"{directory}: adapter does not fit this model ({result.unexpected_keys[:3]})")
+def _load_weights(model: nn.Module, directory: Path) -> None:
+    if isinstance(model, PeftModel) != is_adapter(directory):
+        raise ValueError(f"{directory}: saved with a different --lora-rank (LoRA vs full fine-tuning)")
+    if isinstance(model, PeftModel):
+        result = set_peft_model_state_dict(model, load_file(str(directory / ADAPTER_WEIGHTS)))
+        unexpected = result.unexpected_keys
+    else:
+        weights = {
+            k: v for f in sorted(directory.glob("model*.safetensors")) for k, v in load_file(str(f)).items()
+        }
+        unexpected = model.load_state_dict(weights, strict=False).unexpected_keys
+    if unexpected:
+        raise ValueError(f"{directory}: saved weights do not fit this model ({unexpected[:3]})")
 
 
-def frozen_copy(model: PeftModel) -> nn.Module:
-    """A frozen copy with the adapters merged: the reference policy for the KL term."""
-    ref = copy.deepcopy(model).merge_and_unload().eval()
+def frozen_copy(model: nn.Module) -> nn.Module:
+    """A frozen copy (adapters merged): the reference policy for the KL term."""
+    ref = copy.deepcopy(model)
+    ref = (ref.merge_and_unload() if isinstance(ref, PeftModel) else ref).eval()
     for p in ref.parameters():
         p.requires_grad_(False)
     return ref

@@ -170,3 +170,15 @@ def test_rl_eval_export_end_to_end_with_resume(fresh_run: RunDir, tmp_path) -> N
     assert len(results) == 2
     compact = run_export(fresh_run, tmp_path / "compact", which="sft")
     assert load_nla(str(compact)).meta.stage == "sl"
+
+
+def test_full_fine_tuning_option_trains_exports_and_loads(fresh_run: RunDir, tmp_path) -> None:
+    run_ar_sft(fresh_run, ARSFTConfig(steps=2, batch_size=4, lora_rank=0), show_progress=False)
+    run_av_sft(fresh_run, AVSFTConfig(steps=2, batch_size=4, lora_rank=0), show_progress=False)
+    config = RLConfig(steps=1, vectors_per_step=2, group_size=2, max_new_tokens=6, lora_rank=0)
+    run_rl(fresh_run, config, show_progress=False)
+    assert (fresh_run.stage("rl") / "av" / "model.safetensors").is_file()
+    nla = load_nla(str(run_export(fresh_run, tmp_path / "full")))
+    assert nla.meta.stage == "rl" and not (tmp_path / "full" / "av" / "adapter_config.json").exists()
+    with pytest.raises(ValueError, match="different --lora-rank"):
+        run_rl(fresh_run, config.model_copy(update={"lora_rank": 4, "steps": 2}), show_progress=False)
