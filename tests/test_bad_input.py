@@ -56,6 +56,7 @@ THEME = (themes_dir() / "sycophancy.yaml").read_text()
 VERBALIZE = ("nla", "verbalize", "--target", "{target}", "--reply-tokens", "0", "--out", "rows.jsonl")
 CREATE = ("campaign", "create", "spec.yaml", "--db", "store.db")
 THEMES = ("themes", "list", "--themes-dir", "themes")
+DATAGEN = ("train", "datagen", "--out", "run", "--target", "{target}", "--layer", "2", "--quiet")
 PG = "postgresql+psycopg://auditor:s3cret@127.0.0.1:1/audits"
 
 
@@ -506,6 +507,29 @@ CASES = [
         "rates-bad-unit",
         ("campaign", "rates", "probe", "--db", "store.db", "--unit", "week"),
         ("--unit 'week': choose token or transcript",),
+    ),
+    # training
+    Case(
+        "train-not-a-run",
+        ("train", "explain", "norun"),
+        ("norun is not a training run: run `nla-workbench train datagen --out norun` first",),
+    ),
+    Case(
+        "train-corpus-malformed",
+        (*DATAGEN, "--corpus", "c.jsonl"),
+        ("--corpus c.jsonl, line 2: expected an object with 'text' (a string) or 'messages'",),
+        {"c.jsonl": '{"text": "the cat sat on the mat"}\n{"txt": 1}\n'},
+    ),
+    Case(
+        "train-corpus-missing",
+        (*DATAGEN, "--corpus", "nope.jsonl"),
+        ("--corpus nope.jsonl: no such file or directory",),
+    ),
+    Case(
+        "train-layer-out-of-range",
+        (*DATAGEN, "--corpus", "c.txt", "--layer", "9"),
+        ("layer 9 is out of range: the model has decoder blocks 0..3",),
+        {"c.txt": "the cat sat on the mat"},
     ),
 ]
 

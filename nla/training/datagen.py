@@ -21,6 +21,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from nla.activations import check_layer, tokenize_transcript
 from nla.checkpoint.init import init_nla
+from nla.errors import NLAError
 from nla.pipeline import load_target
 from nla.training.corpus import Document, load_corpus
 from nla.training.run import SPLITS, RunDir, RunSettings
@@ -34,12 +35,14 @@ def run_datagen(
     run: RunDir, settings: RunSettings, *, chunk_docs: int = 32, show_progress: bool = True
 ) -> dict[str, int]:
     """Generate (or finish generating) the run's activation splits; rows per split."""
-    run.write_settings(settings)
     docs = load_corpus(
         settings.corpus, prose_docs=settings.prose_docs, chat_docs=settings.chat_docs, seed=settings.seed
     )
+    if not docs:
+        raise NLAError(f"--corpus {settings.corpus}: no documents to sample from")
     target = load_target(settings.target)
     check_layer(target.model, settings.layer)
+    run.write_settings(settings)  # only once the inputs are known to be usable
     if not run.init.is_dir():
         init_nla(settings.target, settings.layer, run.init)
     chunks = [docs[i : i + chunk_docs] for i in range(0, len(docs), chunk_docs)]

@@ -11,6 +11,18 @@ from nla.training.stage import read_stage
 from nla.training.tables import read_sidecar
 
 CARD = "MODEL_CARD.md"
+HOW_TO_READ = [
+    "- The explanations follow the warm-start teacher's format. With the `heuristic` teacher that is "
+    "three short features: the kind of text and topic words, the last words of the text as the AV "
+    "reads them from the vector, and the final token with the likely next tokens.",
+    "- Quoted words are the AV's reading of the activation, not a copy of the transcript: at this model "
+    "size they are often near-misses or confabulated. Compare them with the transcript shown beside "
+    "them, and weigh each explanation by its FVE / cos.",
+    "- FVE is measured on held-out documents of the training corpus; on other text (for example the "
+    "audit scenarios) expect it to be lower, and prefer themes that recur across samples and tokens.",
+    "- Words of a theme (say, 'test' or 'secret') in an explanation usually mean the text or the "
+    "predicted next words contained them; that is a lead to check, never a finding by itself.",
+]
 CONTROLS = (
     ("round_trip", "round trip (AV explanation -> AR)"),
     ("shuffled_vector_control", "control: shuffled vector into the AV"),
@@ -42,6 +54,7 @@ def model_card(run: RunDir, which: str) -> str:
         "",
         *_eval_lines(run),
     ]
+    lines += ["## How to read it", "", *HOW_TO_READ]
     examples = run.stage("eval") / f"{_resolved(run, which)}_examples.md"
     if examples.is_file():
         lines += ["", examples.read_text("utf-8").replace("# Held-out examples", "## Held-out examples")]
