@@ -15,7 +15,17 @@ from sqlalchemy import select
 from audits.campaign_status import CampaignStatus, campaign_status
 from audits.review import OPEN, review_history, with_review_state
 from audits.scenario_library import Scenario
-from audits.store import SQLACampaign, SQLAExplanation, SQLARun, SQLATokenPosition, Store
+from audits.store import (
+    SQLAActivation,
+    SQLACampaign,
+    SQLAExplanation,
+    SQLAFlag,
+    SQLARun,
+    SQLATokenPosition,
+    SQLATranscript,
+    SQLAVariant,
+    Store,
+)
 from audits.themes.definitions import Theme, load_themes
 from audits.themes.rates import condition_vs_control, flag_frame, flag_rates, verdict_counts
 
@@ -115,7 +125,7 @@ def gather(
         campaign=campaign, description=row.description, created_at=row.created_at, generated_at=datetime.now(UTC),
         spec=row.spec_json, spec_hash=row.spec_hash, runs=runs, provenance=provenance, status=status,
         themes={t: load_themes()[t] for t in row.spec_json.get("themes", []) if t in load_themes()},
-        fidelity=_fidelity(store, provenance), rates=rates, comparison=condition_vs_control(rates),
+        fidelity=_fidelity(store, row.id, provenance, row.spec_json["sampling"]["samples"]), rates=rates, comparison=condition_vs_control(rates),
         confirmed=evidence(store, raised[raised["review_state"] == "confirm"]),
         unreviewed=evidence(store, open_) if include_unreviewed else [], unreviewed_count=len(open_),
         dismissed_count=int((raised["review_state"] == "dismiss").sum()), reviewers=sorted(set(history["author"])),
@@ -125,13 +135,25 @@ def gather(
     )  # fmt: skip
 
 
-def _fidelity(store: Store, provenance: dict[str, Any]) -> dict[str, float | int | None]:
-    """FVE and cos of this run's parsed explanations (the campaign's checkpoint and sampling)."""
+def _fidelity(
+    store: Store, campaign_id: int, provenance: dict[str, Any], samples: int
+) -> dict[str, float | int | None]:
+    """FVE and cos of the parsed explanations of this campaign's activations under its latest run's
+    checkpoint and sampling (whichever run made them: explanations are shared by content)."""
+    keys = (
+        select(SQLAActivation.activation_key)
+        .join(SQLATokenPosition, SQLATokenPosition.id == SQLAActivation.token_position_id)
+        .join(SQLATranscript, SQLATranscript.id == SQLATokenPosition.transcript_id)
+        .join(SQLAVariant, SQLAVariant.id == SQLATranscript.variant_id)
+        .where(SQLAVariant.campaign_id == campaign_id)
+    )
     with store.session() as s:
         rows = s.execute(
             select(SQLAExplanation.fve, SQLAExplanation.cos).where(
+                SQLAExplanation.activation_key.in_(keys),
                 SQLAExplanation.checkpoint_id == provenance.get("checkpoint_id"),
                 SQLAExplanation.sampling_key == provenance.get("sampling_key"),
+                SQLAExplanation.sample_index < samples,
                 SQLAExplanation.status == "ok",
             )
         ).all()
@@ -147,7 +169,8 @@ def _fidelity(store: Store, provenance: dict[str, Any]) -> dict[str, float | int
 
 
 def evidence(store: Store, flags: pd.DataFrame) -> list[Evidence]:
-    """Excerpt and samples for each flag, strongest first."""
+    """Excerpt and every explanation sample (the flag's checkpoint and sampling) for each flag, strongest
+    first."""
     out = []
     for flag in flags.sort_values(["score", "agreement"], ascending=False).to_dict("records"):
         with store.session() as s:
@@ -165,6 +188,10 @@ def evidence(store: Store, flags: pd.DataFrame) -> list[Evidence]:
                     .where(
                         SQLAExplanation.activation_key == flag["activation_key"],
                         SQLAExplanation.checkpoint_id == flag["checkpoint_id"],
+                        SQLAExplanation.sampling_key
+                        == select(SQLAFlag.sampling_key)
+                        .where(SQLAFlag.id == flag["flag_id"])
+                        .scalar_subquery(),
                     )
                     .order_by(SQLAExplanation.sample_index)
                 )

@@ -21,19 +21,24 @@ def check_output(path: Path, *, force: bool) -> None:
         raise SpecError(f"--out {path} already exists; pass --force to overwrite it")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise SpecError(f"--out {path}: directory {parent} does not exist")
+        problem = "is not a directory" if parent.exists() else "does not exist"
+        raise SpecError(f"--out {path}: {parent} {problem}")
     if not os.access(parent, os.W_OK):
         raise SpecError(f"--out {path}: directory {parent} is not writable")
 
 
 @contextmanager
 def atomic_output(path: Path) -> Iterator[Path]:
-    """A temporary path beside ``path`` that replaces it when the block succeeds; removed otherwise."""
+    """A temporary path beside ``path`` that replaces it when the block succeeds; removed otherwise. An
+    OSError on the way (the folder refuses the file, the disk fills) names ``path``, not the temporary."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}-")
-    os.close(fd)
     try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}-")
+        os.close(fd)
+        try:
+            yield Path(tmp)
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc

@@ -3,23 +3,40 @@ text, the numbers equal the rates the dashboard reads, PDF pages render, exports
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import subprocess
 import sys
+import weakref
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from markdown_it import MarkdownIt
+from sqlalchemy import delete, select
 
 from audits.reports import exports
 from audits.reports.gather import gather
-from audits.reports.render import render_html, render_markdown, render_pdf
-from audits.store import open_store
-from audits.themes.rates import condition_vs_control, flag_frame, flag_rates
+from audits.reports.output import atomic_output
+from audits.reports.render import md_text, render_html, render_markdown, render_pdf, scope_rows
+from audits.store import (
+    SQLAActivation,
+    SQLAExplanation,
+    SQLAFlag,
+    SQLARun,
+    SQLATokenPosition,
+    SQLATranscript,
+    SQLAVariant,
+    open_store,
+)
+from audits.themes.rates import campaign_id_of, condition_vs_control
 from tests.audit_store import PAYLOADS, build_audit_store
+from workbench.dashboard import queries
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +51,7 @@ class _Tags(HTMLParser):
         super().__init__()
         self.tags: list[tuple[str, dict[str, str | None]]] = []
         self.scripts: list[str] = []
+        self.text = ""
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append((tag, dict(attrs)))
@@ -41,6 +59,7 @@ class _Tags(HTMLParser):
             self.scripts.append("")
 
     def handle_data(self, data: str) -> None:
+        self.text += data
         if self.tags and self.tags[-1][0] == "script":
             self.scripts[-1] += data
 
@@ -70,22 +89,50 @@ def test_markdown_escapes_untrusted_text(store) -> None:
     text = render_markdown(gather(store, "xss", {}, include_unreviewed=True, include_low_fidelity=True))
     assert "<script" not in text and "<img" not in text and "</style>" not in text
     assert "&lt;script&gt;" in text
+    parser = _Tags()  # rendered as a Markdown viewer would: the payloads are plain text, no tag is live
+    parser.feed(MarkdownIt("commonmark").enable("table").render(text))
+    assert {t for t, _ in parser.tags} <= {"h1", "h2", "h3", "h4", "p", "blockquote", "strong", "ul", "li",
+                                           "table", "thead", "tbody", "tr", "th", "td"}  # fmt: skip
+    assert all(attrs == {} for _, attrs in parser.tags)
+    for payload in PAYLOADS:
+        assert payload in parser.text
 
 
-def test_report_numbers_equal_the_rates_the_dashboard_reads(store) -> None:
-    rates = flag_rates(
-        flag_frame(store, "xss"), include_low_fidelity=True
-    )  # the untrained AR: all low-fidelity
-    comparison = condition_vs_control(rates)
-    html = render_html(gather(store, "xss", {}, include_low_fidelity=True))
-    rows = _finding_rows(html)
-    assert len(rows) == len(comparison) > 0
-    for row, expected in zip(rows, comparison.itertuples(), strict=True):
-        assert row[:3] == [expected.scenario_id, expected.theme_id, expected.condition]
-        assert row[3].startswith(f"{expected.rate:.0%}") and f"/{expected.n})" in row[3]
-        assert row[7].startswith(
-            f"{expected.diff:+.2f} [{expected.diff_low:+.2f}, {expected.diff_high:+.2f}]"
-        )
+def test_report_numbers_equal_what_the_dashboard_shows(store) -> None:
+    data = gather(store, "xss", {}, include_low_fidelity=True)  # the untrained AR: all low-fidelity
+    rates = queries.campaign_rates(store, "xss", include_low_fidelity=True)  # the Overview and Compare pages
+    compared = condition_vs_control(rates)  # the Compare page's table
+    pd.testing.assert_frame_equal(data.rates, rates)
+    pd.testing.assert_frame_equal(data.comparison, compared)
+
+    def cell(row: pd.Series, kind: str = "") -> str:
+        k, n = row[f"k{kind}"], row["n"]
+        return f"{row[f'rate{kind}']:.0%} [{row[f'low{kind}']:.0%}, {row[f'high{kind}']:.0%}] ({k}/{n})"
+
+    expected = []
+    for c in compared.to_dict("records"):
+        same = (rates["scenario_id"] == c["scenario_id"]) & (rates["theme_id"] == c["theme_id"])
+        main = rates[same & ~rates["is_control"] & (rates["condition"] == c["condition"])].iloc[0]
+        control = rates[same & rates["is_control"] & (rates["condition"] == c["control_condition"])].iloc[0]
+        expected.append([
+            c["scenario_id"], c["theme_id"], c["condition"], cell(main), cell(main, "_verbalized"),
+            cell(main, "_unverbalized"), cell(control),
+            f"{c['diff']:+.2f} [{c['diff_low']:+.2f}, {c['diff_high']:+.2f}]",
+            f"{c['diff_unverbalized']:+.2f} [{c['diff_unverbalized_low']:+.2f}, {c['diff_unverbalized_high']:+.2f}]",
+        ])  # fmt: skip
+    assert expected
+    assert _finding_rows(render_html(data)) == expected
+    assert _md_finding_rows(render_markdown(data)) == expected
+
+
+def _md_finding_rows(text: str) -> list[list[str]]:
+    """The condition-vs-control table of a Markdown report, unescaped back to plain text."""
+    section = text.split("### Condition vs control", 1)[1].split("## 3. Evidence", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("| ")][2:]  # past the header
+    return [
+        [html.unescape(re.sub(r"\\(.)", r"\1", c.strip())) for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        for line in lines
+    ]
 
 
 def _finding_rows(html: str) -> list[list[str]]:
@@ -184,3 +231,167 @@ def test_cli_refuses_overwrite_unknown_campaign_and_unwritable_paths(store, tmp_
     bad = _cli("export", "xss", "--format", "xlsx", "--db", db, cwd=tmp_path)
     assert bad.returncode == 2 and "choose one of csv, jsonl, parquet" in bad.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.md"]  # nothing partial left behind
+
+
+def test_markdown_has_the_content_of_the_html(store) -> None:
+    data = gather(store, "xss", {}, include_unreviewed=True, include_low_fidelity=True)
+    text, page = render_markdown(data), render_html(data)
+    scope = dict(scope_rows(data))
+    prov = data.provenance
+    facts = {
+        "campaign": f"created {data.created_at:%Y-%m-%d %H:%M}",
+        "scenarios": "xss-given",
+        "conditions": "; ".join(f"{k}: {', '.join(v)}" for k, v in data.spec.get("conditions", {}).items())
+        or "every value each scenario declares",
+        "sidecar values": f"layer = {prov['nla_meta']['layer']}",
+        "provenance": f"python {prov['python']}; "
+        + ", ".join(f"{k} {v}" for k, v in prov["packages"].items()),
+        "runs": f"run {data.runs[0]['id']}: {data.runs[0]['status']} on {data.runs[0]['executor']}",
+        "reviewers": "ann <b>, bob",
+    }
+    for field, fact in facts.items():
+        assert fact in scope[field]
+    for field, value in scope.items():
+        assert f"| {md_text(field)} | {md_text(value)} |" in text
+        if field != "themes":  # shown as coloured badges in the HTML
+            assert f"<th>{field}</th><td>{html.escape(value)}</td>" in page
+    for header in ("verbalized \\[95% CI\\]", "unverbalized difference \\[95% CI\\]"):
+        assert header in text
+    confirmed, unreviewed = text.split("## 3. Evidence", 1)[1].split("### Unreviewed flags", 1)
+    flag_ids = re.compile(r"^#### .*?: flag (\d+) ", re.M)
+    assert [int(i) for i in flag_ids.findall(confirmed)] == [e.flag["flag_id"] for e in data.confirmed]
+    assert [int(i) for i in flag_ids.findall(unreviewed)] == [e.flag["flag_id"] for e in data.unreviewed]
+    assert unreviewed.startswith(f" ({data.unreviewed_count})") and data.unreviewed_count > 0
+    assert (
+        md_text("review: confirm by ann <b> (") in confirmed and md_text("aware " + PAYLOADS[2]) in confirmed
+    )
+    for sample in data.confirmed[0].samples:
+        assert md_text(sample.text) in confirmed
+    counted = render_markdown(gather(store, "xss", {}, include_low_fidelity=True))
+    listed = counted.split("### Unreviewed flags", 1)[1].split("## 4. Limitations", 1)[0]
+    assert listed.startswith(f" ({data.unreviewed_count})") and "are not listed" in listed
+    assert not flag_ids.search(listed)
+
+
+def test_fidelity_and_samples_are_the_campaigns_own(store) -> None:
+    before = gather(store, "xss", {}, include_unreviewed=True, include_low_fidelity=True)
+    assert before.fidelity["n"] == before.status.explanations["ok"] > 0
+    prov, flag = before.provenance, before.confirmed[0].flag
+    common = {"checkpoint_id": prov["checkpoint_id"], "sample_index": 0, "status": "ok", "finish": "stop",
+              "n_tokens": 1, "cos": -0.9, "mse": 9.0, "fve": -50.0}  # fmt: skip
+    with store.session() as s:
+        run_id = s.scalar(select(SQLARun.id))
+        added = [
+            # another campaign's activation under the same checkpoint and sampling
+            SQLAExplanation(run_id=run_id, activation_key="f" * 64, sampling_key=prov["sampling_key"],
+                            text="another campaign", raw_output="", **common),
+            # this flag's activation under another sampling
+            SQLAExplanation(run_id=run_id, activation_key=flag["activation_key"], sampling_key="e" * 64,
+                            text="another sampling", raw_output="", **common),
+        ]  # fmt: skip
+        s.add_all(added)
+        s.flush()
+        ids = [e.id for e in added]
+    try:
+        after = gather(store, "xss", {}, include_unreviewed=True, include_low_fidelity=True)
+    finally:
+        with store.session() as s:
+            s.execute(delete(SQLAExplanation).where(SQLAExplanation.id.in_(ids)))
+    assert after.fidelity == before.fidelity
+    for old, new in zip(
+        before.confirmed + before.unreviewed, after.confirmed + after.unreviewed, strict=True
+    ):
+        assert new.samples == old.samples
+        assert len({s.index for s in new.samples}) == len(new.samples) >= new.flag["n_samples"]
+
+
+def _read(path: Path, fmt: str) -> pd.DataFrame:
+    if fmt == "parquet":
+        return pd.read_parquet(path)
+    return pd.read_csv(path) if fmt == "csv" else pd.read_json(path, lines=True)
+
+
+def _store_values(store, what: str) -> pd.DataFrame:
+    """A few columns of the campaign's rows, read from the store by the ORM, keyed by row id."""
+    campaign_id = campaign_id_of(store, "xss")
+    if what == "flags":
+        f = SQLAFlag
+        query = select(
+            f.id.label("flag_id"), f.theme_id, f.raised, f.score, f.fve, f.evidence_text.label("evidence")
+        )
+        query = query.where(f.campaign_id == campaign_id)
+    else:
+        e = SQLAExplanation
+        ours = (
+            select(SQLAActivation.activation_key)
+            .join(SQLATokenPosition, SQLATokenPosition.id == SQLAActivation.token_position_id)
+            .join(SQLATranscript, SQLATranscript.id == SQLATokenPosition.transcript_id)
+            .join(SQLAVariant, SQLAVariant.id == SQLATranscript.variant_id)
+            .where(SQLAVariant.campaign_id == campaign_id)
+        )
+        query = select(e.id.label("explanation_id"), e.text, e.status, e.fve, e.created_at)
+        query = query.where(e.activation_key.in_(ours))
+    with store.session() as s:
+        frame = pd.DataFrame(s.execute(query).all(), columns=list(query.selected_columns.keys()))
+    return frame.set_index(frame.columns[0]).sort_index()
+
+
+@pytest.mark.parametrize("what", ["flags", "explanations"])
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_export_values_round_trip_through_pandas(store, what: str, fmt: str, tmp_path: Path) -> None:
+    expected = _store_values(store, what)
+    path = tmp_path / f"{what}.{fmt}"
+    exports.write_export(exports.stream_rows(store, "xss", what), what, fmt, path)
+    got = _read(path, fmt).drop_duplicates(expected.index.name).set_index(expected.index.name).sort_index()
+    got = got[list(expected.columns)]
+    if "created_at" in got:
+        got["created_at"] = pd.to_datetime(got["created_at"], utc=True)
+        expected["created_at"] = pd.to_datetime(expected["created_at"], utc=True)
+    assert len(expected) > 3
+    pd.testing.assert_frame_equal(
+        got, expected.astype({c: float for c in ("score", "fve") if c in expected}), check_dtype=False,
+        check_index_type=False,
+    )  # fmt: skip
+
+
+class _Chunk(list):
+    """A chunk of rows that a weak reference can watch."""
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_write_export_holds_one_chunk_at_a_time(store, fmt: str, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(exports, "CHUNK", 2)
+    given: list[weakref.ref[_Chunk]] = []
+    peak_rows = 0
+
+    def watched() -> Iterator[list[dict[str, Any]]]:
+        nonlocal peak_rows
+        for rows in exports.stream_rows(store, "xss", "tokens"):  # the real generator, read lazily
+            held = sum(len(ref() or ()) for ref in given)  # rows of the chunks the writer still holds
+            peak_rows = max(peak_rows, held)
+            chunk = _Chunk(rows)
+            given.append(weakref.ref(chunk))
+            yield chunk
+            del chunk
+
+    path = tmp_path / f"tokens.{fmt}"
+    count = exports.write_export(watched(), "tokens", fmt, path)
+    assert count == len(_read(path, fmt)) and len(given) == -(-count // 2) > 5
+    assert peak_rows <= 2  # one chunk at most, however long the table
+
+
+def test_cli_write_failures_name_the_path_without_a_traceback(store, tmp_path: Path) -> None:
+    db = str(store.url.database)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("")
+    # /proc refuses new files even to root, for whom os.access says every folder is writable
+    for out in ("folder", "file/r.md", "/proc/r.md"):
+        done = _cli("report", "xss", "--format", "md", "--out", out, "--db", db, cwd=tmp_path)
+        assert done.returncode == 2 and out in done.stderr and "Traceback" not in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder"] and not any(
+        (tmp_path / "folder").iterdir()
+    )
+    with pytest.raises(OSError) as failed, atomic_output(Path("/proc/r.md")):
+        pass
+    assert failed.value.filename == "/proc/r.md"

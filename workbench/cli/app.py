@@ -33,12 +33,19 @@ err_console = Console(stderr=True)
 
 
 def main() -> None:
-    """Run the CLI; bad input ends with one clear message and exit code 2."""
+    """Run the CLI; bad input, and a file the system cannot read or write, end with one clear message
+    and exit code 2."""
     hf_logging.disable_progress_bar()
     try:
         app(standalone_mode=False)
     except (NLAError, ValueError) as exc:
         err_console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
+        sys.exit(2)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        err_console.print(
+            Text.assemble(("error: ", "bold red"), where, exc.strerror or str(exc)), soft_wrap=True
+        )
         sys.exit(2)
     except typer.Abort:
         err_console.print("aborted")
