@@ -17,7 +17,8 @@ def _z(confidence: float) -> float:
 def wilson_interval(
     k: np.ndarray | int, n: np.ndarray | int, confidence: float = 0.95
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval for ``k`` successes in ``n`` trials; NaN where ``n`` is 0."""
+    """Wilson score interval for ``k`` successes in ``n`` trials, within [0, 1] (no rounding error
+    past the ends); NaN where ``n`` is 0."""
     k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
     if np.any(k < 0) or np.any(k > n):
         raise ValueError("counts must satisfy 0 <= k <= n")
@@ -26,7 +27,7 @@ def wilson_interval(
         p = k / n
         centre = (p + z * z / (2 * n)) / (1 + z * z / n)
         half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return centre - half, centre + half
+    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
 
 
 def newcombe_difference(

@@ -209,10 +209,10 @@ def flag_rates(
 def condition_vs_control(rates: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """Each condition cell against its scenario's paired control (the first control whose conditions
     are a subset of the cell's): both rates, the difference and its Newcombe interval, overall and for
-    unverbalized flags."""
+    verbalized and unverbalized flags."""
+    kinds = ("", "_verbalized", "_unverbalized")
     columns = ["scenario_id", "theme_id", "condition", "n", "rate", "control_condition", "control_n",
-               "control_rate", "diff", "diff_low", "diff_high", "diff_unverbalized", "diff_unverbalized_low",
-               "diff_unverbalized_high"]  # fmt: skip
+               "control_rate", *(f"diff{kind}{end}" for kind in kinds for end in ("", "_low", "_high"))]  # fmt: skip
     mains = rates[~rates["is_control"].astype(bool)].reset_index(drop=True).reset_index(names="cell")
     controls = rates[rates["is_control"].astype(bool)]
     pairs = mains.merge(controls, on=["scenario_id", "theme_id"], suffixes=("", "_control"))
@@ -223,15 +223,15 @@ def condition_vs_control(rates: pd.DataFrame, confidence: float = 0.95) -> pd.Da
     pairs = pairs[fits].drop_duplicates("cell").sort_values("cell")
     if pairs.empty:
         return pd.DataFrame(columns=columns)
-    k, n, ck, cn = (pairs[c].to_numpy() for c in ("k", "n", "k_control", "n_control"))
-    diff, low, high = newcombe_difference(k, n, ck, cn, confidence)
-    u_diff, u_low, u_high = newcombe_difference(pairs["k_unverbalized"].to_numpy(), n,
-                                                pairs["k_unverbalized_control"].to_numpy(), cn, confidence)  # fmt: skip
+    n, cn = pairs["n"].to_numpy(), pairs["n_control"].to_numpy()
     out = pairs[["scenario_id", "theme_id", "condition", "n", "rate"]].assign(
-        control_condition=pairs["condition_control"], control_n=cn, control_rate=pairs["rate_control"],
-        diff=diff, diff_low=low, diff_high=high, diff_unverbalized=u_diff, diff_unverbalized_low=u_low,
-        diff_unverbalized_high=u_high,
-    )  # fmt: skip
+        control_condition=pairs["condition_control"], control_n=cn, control_rate=pairs["rate_control"]
+    )
+    for kind in kinds:
+        k, ck = pairs[f"k{kind}"].to_numpy(), pairs[f"k{kind}_control"].to_numpy()
+        out[f"diff{kind}"], out[f"diff{kind}_low"], out[f"diff{kind}_high"] = newcombe_difference(
+            k, n, ck, cn, confidence
+        )
     return out[columns].reset_index(drop=True)
 
 

@@ -1,6 +1,8 @@
 """``campaign`` / ``db`` / ``demo`` commands through the real CLI: success paths on a tiny model,
-and bad input that exits 2 with one clear message and leaves the database unchanged."""
+flags and rates read from a real store, and bad input that exits 2 with one clear message and leaves
+the database unchanged."""
 
+import re
 import sqlite3
 import subprocess
 import sys
@@ -8,8 +10,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy import update
 
-from audits.store import upgrade
+from audits.store import SQLAFlag, open_store, upgrade
+from audits.themes.rates import condition_vs_control, flag_frame, flag_rates, verdict_counts
+from tests.audit_store import build_audit_store
 from tests.tiny_models import build_llama
 
 
@@ -19,10 +24,10 @@ def dump(db: Path) -> list[str]:
         return list(conn.iterdump())
 
 
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def cli(*args: str, cwd: Path, columns: int = 150) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "workbench.cli", *args], capture_output=True, text=True, cwd=cwd, check=False,
-        env={"NLA_WORKBENCH_CACHE": str(cwd / "cache"), "PATH": "/usr/bin:/bin", "COLUMNS": "150"},
+        env={"NLA_WORKBENCH_CACHE": str(cwd / "cache"), "PATH": "/usr/bin:/bin", "COLUMNS": str(columns)},
     )  # fmt: skip
 
 
@@ -114,3 +119,89 @@ def test_d_model_mismatch_writes_nothing(tmp_path: Path, db: Path, tiny_dirs, ti
     assert (
         unknown.returncode == 2 and "no campaign named 'nope'" in unknown.stderr and "probe" in unknown.stderr
     )
+
+
+@pytest.fixture(scope="module")
+def flagged_db(tiny_dirs, tiny_taught_dir, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ``xss`` audit store, whose verdicts are all low-fidelity (the AR is untrained) and
+    unverbalized, edited so that every kind is there: two in three verdicts get a high fidelity, and
+    every third one (from the first) a theme visible in the prompt."""
+    db = Path(build_audit_store(tmp_path_factory.mktemp("flags") / "store.db", tiny_dirs, tiny_taught_dir))
+    with open_store(str(db)) as store, store.session() as s:
+        s.execute(update(SQLAFlag).where(SQLAFlag.id % 3 != 0).values(low_fidelity=False, fve=0.9))
+        s.execute(update(SQLAFlag).where(SQLAFlag.id % 3 == 1).values(in_prompt=True))
+    return db
+
+
+FLAG_LINE = re.compile(r"^(LOW-FIDELITY )?\[(\w+)\] ", re.MULTILINE)
+
+
+def test_flags_lists_low_fidelity_flags_marked(flagged_db: Path) -> None:
+    with open_store(str(flagged_db)) as store:
+        raised = flag_frame(store, "xss", raised_only=True)
+    low = int(raised["low_fidelity"].sum())
+    assert 0 < low < len(raised)
+    args = ("campaign", "flags", "xss", "--db", str(flagged_db), "--limit", "1000")
+    for extra in ((), ("--include-low-fidelity",)):  # listing them is the default
+        done = cli(*args, *extra, cwd=flagged_db.parent, columns=400)
+        assert done.returncode == 0, done.stderr
+        assert f"{len(raised)} raised flag(s) in campaign 'xss'" in done.stdout
+        assert (
+            f"{low} low-fidelity flag(s) (cited FVE below the rule's min_fve): marked LOW-FIDELITY"
+            in done.stdout
+        )
+        listed = FLAG_LINE.findall(done.stdout)
+        assert len(listed) == len(raised) and sum(bool(tag) for tag, _ in listed) == low
+    hidden = cli(*args, "--hide-low-fidelity", cwd=flagged_db.parent, columns=400)
+    assert hidden.returncode == 0, hidden.stderr
+    assert (
+        f"{len(raised) - low} raised flag(s)" in hidden.stdout
+        and f"{low} low-fidelity flag(s)" in hidden.stdout
+    )
+    assert [tag for tag, _ in FLAG_LINE.findall(hidden.stdout)] == [""] * (len(raised) - low)
+
+
+def _table_rows(text: str, title: str) -> list[list[str]]:
+    """The body rows of the rich table printed under ``title``, cells stripped."""
+    block = text[text.index(title) :].split("└")[0]
+    return [[c.strip() for c in line.split("│")[1:-1]] for line in block.splitlines() if line.startswith("│")]
+
+
+def _interval(value: float, low: float, high: float, fmt: str) -> str:
+    """``value [low, high]`` in ``fmt``, each NaN shown as ``-``."""
+    value, low, high = ("-" if v != v else format(v, fmt) for v in (value, low, high))
+    return f"{value} [{low}, {high}]"
+
+
+@pytest.mark.parametrize("include_low_fidelity", [False, True])
+def test_rates_prints_all_verbalized_and_unverbalized_rates(
+    flagged_db: Path, include_low_fidelity: bool
+) -> None:
+    with open_store(str(flagged_db)) as store:
+        rates = flag_rates(verdict_counts(store, "xss"), include_low_fidelity=include_low_fidelity)
+    compared = condition_vs_control(rates)
+    assert rates["k_verbalized"].sum() > 0 and rates["k_unverbalized"].sum() > 0
+    args = ("campaign", "rates", "xss", "--db", str(flagged_db))
+    done = cli(
+        *args,
+        *(["--include-low-fidelity"] if include_low_fidelity else []),
+        cwd=flagged_db.parent,
+        columns=300,
+    )
+    assert done.returncode == 0, done.stderr
+    kinds = ("", "_verbalized", "_unverbalized")
+    expected = sorted(
+        [r.scenario_id, r.theme_id, f"{r.condition} (control)" if r.is_control else r.condition, str(r.n),
+         *(_interval(getattr(r, f"rate{k}"), getattr(r, f"low{k}"), getattr(r, f"high{k}"), ".0%") for k in kinds)]
+        for r in rates.itertuples()
+    )  # fmt: skip
+    assert sorted(_table_rows(done.stdout, "flag rates per token in xss")) == expected
+    differences = [
+        [r.scenario_id, r.theme_id, r.condition, r.control_condition,
+         *(_interval(getattr(r, f"diff{k}"), getattr(r, f"diff{k}_low"), getattr(r, f"diff{k}_high"), "+.2f") for k in kinds)]
+        for r in compared.itertuples()
+    ]  # fmt: skip
+    assert len(differences) > 0 and _table_rows(done.stdout, "condition - control") == differences
+    excluded = int(rates["excluded_low_fidelity"].sum())
+    assert (excluded > 0) != include_low_fidelity
+    assert (f"{excluded} low-fidelity verdict(s) excluded" in done.stdout) == (not include_low_fidelity)

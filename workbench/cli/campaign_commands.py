@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -101,34 +102,48 @@ def flags(
     name: str,
     db: DbOpt = "workbench.db",
     theme: Annotated[str | None, typer.Option(help="Only this theme id.")] = None,
-    include_low_fidelity: Annotated[bool, typer.Option(help="Also list low-fidelity flags.")] = False,
+    include_low_fidelity: Annotated[
+        bool,
+        typer.Option(
+            "--include-low-fidelity/--hide-low-fidelity",
+            help="List low-fidelity flags, marked LOW-FIDELITY (they stay out of rates either way).",
+        ),
+    ] = True,
     limit: Annotated[int, typer.Option(min=1, help="Most flags to print.")] = 20,
 ) -> None:
-    """Raised flags, strongest first, each citing its token, explanation and evidence."""
+    """Raised flags, strongest first, each citing its token, explanation and evidence; low-fidelity
+    flags are listed and marked."""
     with open_store(db) as store:
         frame = flag_frame(store, name)
     raised = frame[frame["raised"]] if not frame.empty else frame
     if theme is not None:
         check_theme_ids([theme])
         raised = raised[raised["theme_id"] == theme]
-    if not include_low_fidelity and not raised.empty:
-        hidden = int(raised["low_fidelity"].sum())
+    low = int(raised["low_fidelity"].sum()) if not raised.empty else 0
+    if not include_low_fidelity and low:
         raised = raised[~raised["low_fidelity"]]
-        if hidden:
-            console.print(f"{hidden} low-fidelity flag(s) not shown (--include-low-fidelity lists them)")
     console.print(f"{len(raised)} raised flag(s) in campaign {name!r}: hypotheses to verify, not findings")
-    for row in raised.sort_values(["score", "agreement"], ascending=False).head(limit).itertuples():
-        seen = "unverbalized" if not row.verbalized else ("in reply" if row.in_reply else "in prompt")
-        fve = "unknown" if row.fve is None or row.fve != row.fve else f"{row.fve:.2f}"
+    if low:
+        shown = "marked LOW-FIDELITY below" if include_low_fidelity else "hidden (--hide-low-fidelity)"
         console.print(
-            Text.assemble(
-                (f"[{row.theme_id}] ", "bold"), f"{row.variant_key} · pos {row.position} ",
-                (repr(row.token_text), "cyan"),
-                f" · score {row.score:.2f} · {row.n_hits}/{row.n_samples} samples · FVE {fve} · {seen}",
-                "\n    explanation ", str(row.explanation_id), ": ", row.explanation or "",
-                "\n    evidence: ", row.evidence_text or "-",
-            )
-        )  # fmt: skip
+            f"{low} low-fidelity flag(s) (cited FVE below the rule's min_fve): {shown}; "
+            "left out of rates unless `campaign rates --include-low-fidelity`"
+        )
+    for row in raised.sort_values(["score", "agreement"], ascending=False).head(limit).itertuples():
+        console.print(_flag_text(row))
+
+
+def _flag_text(row: Any) -> Text:
+    """One raised flag: theme, token, score, samples, fidelity (marked when low), visibility, citation."""
+    seen = "unverbalized" if not row.verbalized else ("in reply" if row.in_reply else "in prompt")
+    fve = "unknown" if row.fve is None or row.fve != row.fve else f"{row.fve:.2f}"
+    return Text.assemble(
+        ("LOW-FIDELITY ", "bold yellow") if row.low_fidelity else "",
+        (f"[{row.theme_id}] ", "bold"), f"{row.variant_key} · pos {row.position} ", (repr(row.token_text), "cyan"),
+        f" · score {row.score:.2f} · {row.n_hits}/{row.n_samples} samples · FVE {fve} · {seen}",
+        "\n    explanation ", str(row.explanation_id), ": ", row.explanation or "",
+        "\n    evidence: ", row.evidence_text or "-",
+    )  # fmt: skip
 
 
 @campaign_app.command("rates")
@@ -138,29 +153,61 @@ def rates(
     unit: Annotated[str, typer.Option(help="token or transcript.")] = "token",
     include_low_fidelity: Annotated[bool, typer.Option(help="Count low-fidelity flags too.")] = False,
 ) -> None:
-    """Flag rate per scenario and theme in each condition against its control, with 95% intervals."""
+    """Flag rates per scenario, theme and condition (all, verbalized and unverbalized flags), then each
+    condition against its control; 95% intervals."""
     if unit not in ("token", "transcript"):
         raise ValueError(f"--unit {unit!r}: choose token or transcript")
     with open_store(db) as store:
         counts = verdict_counts(store, name)
     table_rates = flag_rates(counts, include_low_fidelity=include_low_fidelity, unit=unit)
-    compared = condition_vs_control(table_rates)
-    table = Table("scenario", "theme", "condition", "rate [95% CI]", "control", "difference [95% CI]",
-                  "unverbalized diff", title=f"flag rates per {unit} in {name}")  # fmt: skip
-    for row in compared.itertuples():
-        cell = table_rates[(table_rates["scenario_id"] == row.scenario_id) & (table_rates["theme_id"] == row.theme_id)
-                           & (table_rates["condition"] == row.condition) & ~table_rates["is_control"]].iloc[0]  # fmt: skip
-        table.add_row(
-            Text(row.scenario_id), row.theme_id, Text(row.condition),
-            f"{_pct(row.rate)} [{_pct(cell['low'])}, {_pct(cell['high'])}] n={row.n}",
-            f"{_pct(row.control_rate)} n={row.control_n}",
-            f"{row.diff:+.2f} [{row.diff_low:+.2f}, {row.diff_high:+.2f}]",
-            f"{row.diff_unverbalized:+.2f} [{row.diff_unverbalized_low:+.2f}, {row.diff_unverbalized_high:+.2f}]",
-        )  # fmt: skip
-    console.print(table)
+    console.print(_rates_table(table_rates, f"flag rates per {unit} in {name} [95% CI]"))
+    console.print(_differences_table(condition_vs_control(table_rates), "condition - control [95% CI]"))
     excluded = int(table_rates["excluded_low_fidelity"].sum()) if not table_rates.empty else 0
     if excluded:
         console.print(f"{excluded} low-fidelity verdict(s) excluded (--include-low-fidelity counts them)")
+
+
+def _rates_table(table_rates: pd.DataFrame, title: str) -> Table:
+    """One row per cell: its units and the rate of all, verbalized and unverbalized flags."""
+    table = Table(
+        "scenario", "theme", "condition", "n", "all flags", "verbalized", "unverbalized", title=title
+    )
+    for row in table_rates.sort_values(["scenario_id", "theme_id", "is_control", "condition"]).itertuples():
+        condition = f"{row.condition} (control)" if row.is_control else row.condition
+        table.add_row(
+            Text(row.scenario_id), row.theme_id, Text(condition), str(row.n),
+            *(_rate(row, suffix) for suffix in ("", "_verbalized", "_unverbalized")),
+        )  # fmt: skip
+    return table
+
+
+def _differences_table(compared: pd.DataFrame, title: str) -> Table:
+    """One row per condition and its paired control: the difference of all, verbalized and
+    unverbalized flag rates."""
+    table = Table("scenario", "theme", "condition", "control", "all flags", "verbalized", "unverbalized",
+                  title=title)  # fmt: skip
+    for row in compared.itertuples():
+        table.add_row(
+            Text(row.scenario_id), row.theme_id, Text(row.condition), Text(row.control_condition),
+            *(_diff(row, suffix) for suffix in ("", "_verbalized", "_unverbalized")),
+        )  # fmt: skip
+    return table
+
+
+def _rate(row: Any, suffix: str) -> str:
+    """``rate [low, high]`` of one flag kind (suffix ``""``, ``_verbalized`` or ``_unverbalized``)."""
+    rate, low, high = (getattr(row, f"{c}{suffix}") for c in ("rate", "low", "high"))
+    return f"{_pct(rate)} [{_pct(low)}, {_pct(high)}]"
+
+
+def _diff(row: Any, suffix: str) -> str:
+    """``difference [low, high]`` of one flag kind."""
+    diff, low, high = (getattr(row, f"diff{suffix}{end}") for end in ("", "_low", "_high"))
+    return f"{_signed(diff)} [{_signed(low)}, {_signed(high)}]"
+
+
+def _signed(value: float) -> str:
+    return "-" if value != value else f"{value:+.2f}"
 
 
 def _pct(value: float) -> str:
@@ -227,7 +274,7 @@ def demo(
             ("\ndemo store: ", "bold"), where,
             f"\nnext: nla-workbench dashboard --db {db}",
             f"\n      nla-workbench campaign status {spec.name} --db {db}",
-            f"\n      nla-workbench campaign flags {spec.name} --db {db} --include-low-fidelity",
+            f"\n      nla-workbench campaign flags {spec.name} --db {db}",
             f"\n      nla-workbench campaign rates {spec.name} --db {db} --include-low-fidelity",
             "\n      nla-workbench nla verbalize --text 'What are you hiding?'",
         )

@@ -38,3 +38,12 @@ def test_empty_cells_are_nan_and_bad_counts_refused() -> None:
         wilson_interval(5, 3)
     with pytest.raises(ValueError, match="confidence"):
         wilson_interval(1, 3, confidence=1.5)
+
+
+def test_bounds_never_leave_zero_to_one() -> None:
+    """At k = 0 and k = n the bounds fall on 0 and 1 up to rounding error, which may not cross them."""
+    n = np.arange(1, 500)
+    low, _ = wilson_interval(np.zeros_like(n), n)
+    _, high = wilson_interval(n, n)
+    assert low.min() == 0.0 and high.max() == 1.0
+    assert (low >= 0).all() and (high <= 1).all()
