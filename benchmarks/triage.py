@@ -7,11 +7,14 @@ triage per token against verbalizing it (target <= 1/100), the recall curve over
 each K gives and a random-selection baseline, and the recall at the K that gives a 10x saving
 (target >= 0.9). Run it with::
 
-    .venv/bin/python benchmarks/triage.py [--db triage-bench.db] [--checkpoint init]
+    .venv/bin/python benchmarks/triage.py [--db triage-bench.db] [--checkpoint default]
 
-With the untrained ``init`` NLA the flags themselves are noise (its explanations carry no information
-about the activations), so recall near the random baseline is the expected, honest result; the
-script says which NLA it measured.
+``default`` is the bundled trained NLA for the starter's target and layer (``init`` where none
+ships). With the untrained ``init`` NLA the flags themselves are noise (its explanations carry no
+information about the activations), so recall near the random baseline is the expected, honest
+result; the script says which NLA it measured. A reused store may hold other campaigns: only the
+``triage-bench`` campaign's tokens, flags and explanations are counted (another ``--checkpoint``
+needs another store, since a campaign's spec cannot change).
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from collections import defaultdict
 import torch
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from audits.campaign_spec import load_campaign
+from audits.campaign_status import campaign_status
 from audits.runner import CampaignRunner, register_campaign
 from audits.scenario_library import load_library
 from audits.starters import starter_path
@@ -33,14 +37,18 @@ from audits.store import (
     SQLAActivation,
     SQLAExplanation,
     SQLAFlag,
+    SQLARun,
     SQLATokenPosition,
+    SQLATranscript,
     SQLATriageScore,
+    SQLAVariant,
     Store,
     blob_to_vector,
     open_store,
     upgrade,
 )
 from audits.themes.definitions import select_themes
+from audits.themes.rates import campaign_id_of, current_rules, is_current
 from audits.themes.triage import theme_directions
 from nla.checkpoint import load_nla
 from nla.pipeline import load_target
@@ -68,26 +76,42 @@ def run_exhaustive(db: str, checkpoint: str) -> str:
     return spec.name
 
 
-def token_table(store: Store) -> dict[int, list[tuple[float, bool, bool]]]:
-    """Per transcript: (triage score = max over themes, raised, raised and not low-fidelity) of every
-    verbalized token."""
+def campaign_tokens(campaign_id: int) -> Select:
+    """Ids of the token positions of one campaign (a reused store may hold others)."""
+    return (
+        select(SQLATokenPosition.id)
+        .join(SQLATranscript, SQLATranscript.id == SQLATokenPosition.transcript_id)
+        .join(SQLAVariant, SQLAVariant.id == SQLATranscript.variant_id)
+        .where(SQLAVariant.campaign_id == campaign_id)
+    )
+
+
+def token_table(store: Store, campaign: str) -> dict[int, list[tuple[float, bool, bool]]]:
+    """Per transcript of ``campaign``: (triage score = max over themes, raised, raised and not
+    low-fidelity) of every verbalized token, from the campaign's current flags only."""
+    campaign_id = campaign_id_of(store, campaign)
+    rules = current_rules(store, campaign_id)
+    in_campaign = SQLATokenPosition.id.in_(campaign_tokens(campaign_id))
     with store.session() as s:
         triage = dict(
             s.execute(
-                select(SQLATriageScore.token_position_id, func.max(SQLATriageScore.score)).group_by(
-                    SQLATriageScore.token_position_id
-                )
+                select(SQLATriageScore.token_position_id, func.max(SQLATriageScore.score))
+                .where(SQLATriageScore.token_position_id.in_(campaign_tokens(campaign_id)))
+                .group_by(SQLATriageScore.token_position_id)
             ).all()
         )
         flags: dict[int, tuple[bool, bool]] = {}
         for tp, raised, low in s.execute(
-            select(SQLAFlag.token_position_id, SQLAFlag.raised, SQLAFlag.low_fidelity)
+            select(SQLAFlag.token_position_id, SQLAFlag.raised, SQLAFlag.low_fidelity).where(
+                SQLAFlag.campaign_id == campaign_id, is_current(rules)
+            )
         ):
             any_raised, any_kept = flags.get(tp, (False, False))
             flags[tp] = (any_raised or raised, any_kept or (raised and not low))
         tokens = s.execute(
             select(SQLATokenPosition.transcript_id, SQLATokenPosition.id)
             .join(SQLAActivation, SQLAActivation.token_position_id == SQLATokenPosition.id)
+            .where(in_campaign)
             .order_by(SQLATokenPosition.id)
         ).all()
     out: dict[int, list[tuple[float, bool, bool]]] = defaultdict(list)
@@ -121,14 +145,29 @@ def recall_curve(
     return rows
 
 
-def costs(store: Store, checkpoint: str) -> tuple[float, float, float, int]:
+def costs(store: Store, campaign: str, checkpoint: str) -> tuple[float, float, float, int]:
     """Seconds per token: verbalizing it (all samples, AV + AR, as the runner measured), triaging it
-    (the dot products), and the one-time theme-direction cost; and the token count."""
+    (the dot products), and the one-time theme-direction cost; and the token count. Only the
+    campaign's activations and their explanations under its latest run's NLA and sampling count."""
     library = load_library()
     spec = load_campaign(starter_path("starter"), library)
+    campaign_id = campaign_id_of(store, campaign)
+    in_campaign = SQLAActivation.token_position_id.in_(campaign_tokens(campaign_id))
     with store.session() as s:
-        per_explanation = s.scalar(select(func.avg(SQLAExplanation.generation_seconds)))
-        blobs = s.execute(select(SQLAActivation.vector, SQLAActivation.d_model)).all()
+        provenance = s.scalar(
+            select(SQLARun.provenance_json)
+            .where(SQLARun.campaign_id == campaign_id)
+            .order_by(SQLARun.id.desc())
+            .limit(1)
+        )
+        per_explanation = s.scalar(
+            select(func.avg(SQLAExplanation.generation_seconds)).where(
+                SQLAExplanation.activation_key.in_(select(SQLAActivation.activation_key).where(in_campaign)),
+                SQLAExplanation.checkpoint_id == provenance["checkpoint_id"],
+                SQLAExplanation.sampling_key == provenance["sampling_key"],
+            )
+        )
+        blobs = s.execute(select(SQLAActivation.vector, SQLAActivation.d_model).where(in_campaign)).all()
     vectors = torch.stack([torch.from_numpy(blob_to_vector(b, d)) for b, d in blobs])
     target = load_target(spec.target.model)
     nla = load_nla(checkpoint, target_ref=spec.target.model, layer=spec.nla.layer)
@@ -146,12 +185,17 @@ def costs(store: Store, checkpoint: str) -> tuple[float, float, float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", default="triage-bench.db", help="store to build (reused if it exists)")
-    parser.add_argument("--checkpoint", default="init", help="the NLA to verbalize with")
+    parser.add_argument(
+        "--checkpoint",
+        default="default",
+        help="the NLA to verbalize with (default: the bundled trained NLA, else init)",
+    )
     args = parser.parse_args()
     name = run_exhaustive(args.db, args.checkpoint)
     with open_store(args.db) as store:
-        table = token_table(store)
-        verbalize, triage, setup, n = costs(store, args.checkpoint)
+        table = token_table(store, name)
+        verbalize, triage, setup, n = costs(store, name, args.checkpoint)
+        statuses = campaign_status(store, name, load_library()).explanations
     console.print(
         f"campaign {name}: {n} verbalized tokens in {len(table)} transcripts, NLA {args.checkpoint!r}"
     )
@@ -160,10 +204,6 @@ def main() -> None:
         f"(dot products) -> ratio 1/{verbalize / triage:,.0f}; one-time theme directions {setup:.1f} s "
         f"(= {setup / n * 1e3:.1f} ms per token over this campaign; ratio incl. it 1/{verbalize / (triage + setup / n):,.0f})"
     )
-    with open_store(args.db) as store, store.session() as s:
-        statuses = dict(
-            s.execute(select(SQLAExplanation.status, func.count()).group_by(SQLAExplanation.status)).all()
-        )
     console.print(f"explanations by status: {statuses} (only 'ok' ones are scored for themes)")
     for which, label in ((1, "all raised flags"), (2, "raised flags above the fidelity gate")):
         flagged = sum(row[which] for v in table.values() for row in v)
