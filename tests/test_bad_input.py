@@ -1,7 +1,9 @@
 """Bad-input suite: malformed campaign specs, scenarios, themes, NLA checkpoints, transcripts, database
 URLs and schema revisions, each through the real ``nla-workbench`` CLI in its own process (see DRIVER). Every case must
 exit 2 with one specific message naming the problem and where it is, print no traceback, and leave
-every file it was given (SQLite stores included) byte-for-byte as it was, writing nothing new.
+every file it was given (SQLite stores included) byte-for-byte as it was, writing nothing new. A few
+representative cases (PG_CASES) run again against a live PostgreSQL store (``tests/postgres_server.py``),
+whose every table must keep exactly the rows it had.
 
 No CLI command takes raw activation vectors, so NaN / zero / wrong-width vectors are tested at the API
 boundary callers use (``NLAEngine.explain``), in-process, at the end of this file."""
@@ -21,16 +23,21 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from sqlalchemy import MetaData, create_engine, select
 
-from audits.campaign_spec import load_campaign
-from audits.runner import register_campaign
+from audits.campaign_spec import campaign_from_dict, load_campaign, load_campaign_text
+from audits.review import add_review
+from audits.runner import CampaignRunner, register_campaign
 from audits.scenario_library import load_library
 from audits.store import open_store, upgrade
 from audits.themes.definitions import themes_dir
+from audits.themes.rates import flag_frame
 from nla.backends import TransformersBackend
 from nla.engine import NLAEngine
 from nla.errors import VectorError
 from nla.sampling import SamplingParams
+from tests.audits.test_runner import campaign
+from tests.postgres_server import PostgresServer
 from tests.tiny_models import build_llama
 
 SPEC = "name: probe\nscenarios:\n  ids: [sycophancy-falling-objects]\nthemes: [sycophancy]\n"
@@ -112,8 +119,9 @@ class Case:
     """One bad input: the CLI arguments, the files it needs, and the fragments stderr must contain.
 
     In ``args`` and ``expect``, ``{dir}`` is the case's directory (the command's cwd), ``{target}`` the tiny
-    llama model, ``{wide}`` a wider one. ``store.db`` (a migrated store with campaign ``probe``) and ``nla/``
-    (a copy of the tiny compact NLA) are always there; ``files`` are written and ``prepare`` runs after them.
+    llama model, ``{wide}`` a wider one, ``{db}`` the URL of a PG_CASES case's PostgreSQL store. ``nla/`` (a
+    copy of the tiny compact NLA) is always there, and in CASES ``store.db`` (a migrated store with campaign
+    ``probe``); ``files`` are written and ``prepare`` runs after them.
     """
 
     id: str
@@ -534,6 +542,36 @@ CASES = [
 ]
 
 
+PG_CREATE = ("campaign", "create", "spec.yaml", "--db", "{db}")
+PG_CASES = [
+    Case("pg-spec-invalid-yaml", PG_CREATE, ("spec.yaml:3: invalid YAML",), {"spec.yaml": "name: probe\nscenarios: [\n"}),
+    Case(
+        "pg-spec-unknown-scenario", PG_CREATE,
+        ("spec.yaml:2: field scenarios: Value error, unknown scenario id(s) ['no-such']; valid: ",),
+        {"spec.yaml": SPEC.replace("sycophancy-falling-objects", "no-such")},
+    ),
+    Case(
+        "pg-spec-unknown-theme", PG_CREATE, ("spec.yaml:4: field themes: Value error, unknown theme(s) ['vibes']",),
+        {"spec.yaml": SPEC.replace("[sycophancy]", "[vibes]")},
+    ),
+    Case(
+        "pg-spec-same-name-other-spec", PG_CREATE,
+        ("campaign 'probe' is already registered with a different spec", "give the changed spec a new name"),
+        {"spec.yaml": SPEC.replace("[sycophancy]", "[sycophancy, deception]")},
+    ),
+    Case(
+        "pg-run-nla-missing-value-head", ("campaign", "run", "ran", "--db", "{db}"),
+        ("ar/value_head.safetensors is missing: the AR needs its value head",),
+    ),
+    Case(
+        "pg-run-unknown-campaign", ("campaign", "run", "nope", "--db", "{db}"),
+        ("no campaign named 'nope' in {db}; known: probe, ran",),
+    ),
+]  # fmt: skip
+"""Against a copy of ``pg_template``: campaign ``probe`` registered, ``ran`` run to completion with an
+NLA whose value head was deleted afterwards."""
+
+
 def _snapshot(root: Path) -> dict[str, str]:
     """sha256 of every file under ``root`` (SQLite -wal / -shm files included)."""
     return {
@@ -588,6 +626,8 @@ class Run:
     args: list[str]
     expect: list[str]
     before: dict[str, str]
+    db: str = ""
+    rows: dict[str, list[tuple]] = field(default_factory=dict)
     returncode: int = -1
     stdout: str = ""
     stderr: str = ""
@@ -607,28 +647,24 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "store.db"
 
 
-@pytest.fixture(scope="module")
-def runs(
-    template: Path, tiny_dirs, tiny_init_dirs, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, Run]:
-    """Every case prepared in its own directory, then run through the CLI, two at a time."""
-    root = tmp_path_factory.mktemp("bad-input")
-    names = {"target": str(tiny_dirs["llama"]), "wide": str(build_llama(root / "wide-model", hidden=96))}
-    prepared: dict[str, Run] = {}
-    for case in CASES:
-        case_dir = root / case.id
-        case_dir.mkdir()
-        shutil.copy(template, case_dir / "store.db")
-        shutil.copytree(tiny_init_dirs["llama"], case_dir / "nla")
-        for relative, text in case.files.items():
-            (case_dir / relative).parent.mkdir(parents=True, exist_ok=True)
-            (case_dir / relative).write_text(text)
-        if case.prepare is not None:
-            case.prepare(case_dir)
-        fill = {**names, "dir": str(case_dir)}
-        expect = [e.replace("{dir}", fill["dir"]).replace("{wide}", fill["wide"]) for e in case.expect]
-        args = [a.format(**fill) for a in case.args]
-        prepared[case.id] = Run(case_dir, args, expect, _snapshot(case_dir))
+def _prepare(case: Case, case_dir: Path, nla: Path, fill: dict[str, str]) -> Run:
+    """Fill a case's directory (the NLA copy, its files, its ``prepare``) and its placeholders, and
+    snapshot its files."""
+    shutil.copytree(nla, case_dir / "nla")
+    for relative, text in case.files.items():
+        (case_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+        (case_dir / relative).write_text(text)
+    if case.prepare is not None:
+        case.prepare(case_dir)
+    fill = {**fill, "dir": str(case_dir)}
+    expect = list(case.expect)
+    for key, value in fill.items():
+        expect = [e.replace(f"{{{key}}}", value) for e in expect]
+    return Run(case_dir, [a.format(**fill) for a in case.args], expect, _snapshot(case_dir))
+
+
+def _drive(prepared: dict[str, Run], root: Path) -> None:
+    """Run every prepared case through the CLI (DRIVER), two at a time; record exit codes and output."""
     out = root / "_output"
     out.mkdir()
     jobs = [{"id": k, "cwd": str(r.dir), "args": r.args} for k, r in prepared.items()]
@@ -642,23 +678,116 @@ def runs(
         run = prepared[key]
         run.returncode = code
         run.stdout, run.stderr = (out / f"{key}.out").read_text(), (out / f"{key}.err").read_text()
+
+
+@pytest.fixture(scope="module")
+def runs(
+    template: Path, tiny_dirs, tiny_init_dirs, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Run]:
+    """Every case prepared in its own directory beside a copy of the template store, then run."""
+    root = tmp_path_factory.mktemp("bad-input")
+    fill = {"target": str(tiny_dirs["llama"]), "wide": str(build_llama(root / "wide-model", hidden=96))}
+    prepared: dict[str, Run] = {}
+    for case in CASES:
+        (root / case.id).mkdir()
+        shutil.copy(template, root / case.id / "store.db")
+        prepared[case.id] = _prepare(case, root / case.id, tiny_init_dirs["llama"], fill)
+    _drive(prepared, root)
     return prepared
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_is_refused_clearly(case: Case, runs: dict[str, Run]) -> None:
-    run = done = runs[case.id]
-    said = f"nla-workbench {' '.join(run.args)}\nexit {done.returncode}\nstderr:\n{done.stderr}\nstdout:\n{done.stdout}"
-    assert done.returncode == 2, said
-    assert "Traceback" not in done.stderr, said
-    stderr = " ".join(done.stderr.split())
+    _assert_refused(case, runs[case.id])
+
+
+def _assert_refused(case: Case, run: Run) -> str:
+    """Exit 2, no traceback, every expected fragment, no secret, no file touched; returns the account."""
+    said = f"nla-workbench {' '.join(run.args)}\nexit {run.returncode}\nstderr:\n{run.stderr}\nstdout:\n{run.stdout}"
+    assert run.returncode == 2, said
+    assert "Traceback" not in run.stderr, said
+    stderr = " ".join(run.stderr.split())
     for fragment in run.expect:
         assert fragment in stderr, f"missing {fragment!r} in\n{said}"
     for secret in case.absent:
-        assert secret not in done.stderr + done.stdout, said
+        assert secret not in run.stderr + run.stdout, said
     after = _snapshot(run.dir)
     changed = sorted(k for k in after.keys() | run.before.keys() if after.get(k) != run.before.get(k))
     assert not changed, f"files changed, appeared or vanished: {changed}\n{said}"
+    return said
+
+
+def pg_rows(url: str) -> dict[str, list[tuple]]:
+    """Every row of every table of a PostgreSQL database (alembic_version included), sorted."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            meta = MetaData()
+            meta.reflect(connection)
+            return {
+                name: sorted((tuple(row) for row in connection.execute(select(table))), key=repr)
+                for name, table in meta.tables.items()
+            }
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def pg_template(
+    postgres_server: PostgresServer,
+    tiny_dirs,
+    tiny_taught_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> str:
+    """A PostgreSQL store with rows in every table: campaign ``probe`` registered, campaign ``ran`` run to
+    completion with the tiny taught NLA (flags raised, one reviewed), whose NLA then lost its value head.
+    No connection is left open, so each case gets a copy."""
+    nla = shutil.copytree(tiny_taught_dir, tmp_path_factory.mktemp("pg-template") / "nla")
+    ran = campaign(
+        tiny_dirs, {"llama": nla}, name="ran", themes=["evaluation_awareness"],
+        sampling={"temperature": 0.0, "max_new_tokens": 40},
+    )  # fmt: skip
+    url = postgres_server.create_database("bad_input")
+    upgrade(url)
+    with open_store(url) as store:
+        register_campaign(store, load_campaign_text(SPEC, "probe.yaml", load_library()))
+        register_campaign(store, campaign_from_dict(ran, {}))
+        assert CampaignRunner(store, "ran", {}).run().status == "completed"
+        raised = flag_frame(store, "ran", raised_only=True)["flag_id"]
+        add_review(store, int(raised.iloc[0]), author="ann", decision="confirm", reason="aware")
+    (nla / "ar" / "value_head.safetensors").unlink()
+    assert all(pg_rows(url).values())
+    return url
+
+
+@pytest.fixture(scope="module")
+def pg_runs(
+    pg_template: str,
+    postgres_server: PostgresServer,
+    tiny_dirs,
+    tiny_init_dirs,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, Run]:
+    """Every PostgreSQL case in its own directory with its own copy of the template store, then run."""
+    root = tmp_path_factory.mktemp("bad-input-pg")
+    prepared: dict[str, Run] = {}
+    for case in PG_CASES:
+        (root / case.id).mkdir()
+        db = postgres_server.create_database("bad_case", copy_of=pg_template)
+        fill = {"target": str(tiny_dirs["llama"]), "db": db}
+        run = prepared[case.id] = _prepare(case, root / case.id, tiny_init_dirs["llama"], fill)
+        run.db, run.rows = db, pg_rows(db)
+    _drive(prepared, root)
+    return prepared
+
+
+@pytest.mark.parametrize("case", PG_CASES, ids=[c.id for c in PG_CASES])
+def test_bad_input_leaves_postgres_row_for_row_unchanged(case: Case, pg_runs: dict[str, Run]) -> None:
+    run = pg_runs[case.id]
+    said = _assert_refused(case, run)
+    after = pg_rows(run.db)
+    changed = sorted(t for t in after.keys() | run.rows.keys() if after.get(t) != run.rows.get(t))
+    assert not changed, f"tables whose rows changed: {changed}\n{said}"
 
 
 @pytest.mark.parametrize("case_id", ["spec-unknown-field", "nla-marker-collision", "db-unreachable-postgres"])
@@ -674,7 +803,8 @@ def test_forked_cli_matches_python_m(case_id: str, runs: dict[str, Run]) -> None
 
 
 def test_the_table_is_large_and_distinct() -> None:
-    assert len(CASES) >= 30 and len({c.id for c in CASES}) == len(CASES)
+    ids = [c.id for c in CASES + PG_CASES]
+    assert len(CASES) >= 30 and len(set(ids)) == len(ids)
 
 
 @pytest.mark.parametrize(
