@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -93,6 +95,24 @@ class TokenSelection(_Spec):
     """Cap per transcript (evenly spaced over the candidates); null for no cap. Ignored under triage."""
     triage: TriageSelection | None = None
     """When set, triage picks the tokens to verbalize instead of the even cap (needs ``themes``)."""
+    positions: list[Annotated[int, Field(ge=0)]] | None = Field(None, min_length=1)
+    """Explicit positions of the templated transcript to verbalize (as picked on the dashboard's Explore
+    page); when set, roles, stride and the cap are not used, and positions past a transcript's end are
+    skipped."""
+
+    @model_validator(mode="after")
+    def _one_way_to_choose(self) -> TokenSelection:
+        if self.positions is not None and self.triage is not None:
+            raise ValueError("tokens.positions and tokens.triage each choose the tokens: give one of them")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset_positions(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Leave ``positions`` out when unset, so specs written before it existed keep their hash."""
+        data = handler(self)
+        if self.positions is None:
+            data.pop("positions", None)
+        return data
 
 
 class SamplingSpec(_Spec):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
@@ -34,6 +34,11 @@ class CampaignStatus:
     explanations: dict[str, int]
     expected_explanations: int
     max_vectors: int | None
+    """The spec's vector budget (most activations to verbalize), if any."""
+    max_wall_seconds: float | None
+    """The spec's wall-time budget per run, if any."""
+    samples: int
+    """Explanation samples per vector."""
     runs: list[tuple[int, str, datetime, datetime | None]]
     eta_seconds: float | None
     """Remaining explanations at the last run's rate; None when unknown or nothing remains."""
@@ -46,6 +51,19 @@ class CampaignStatus:
     @property
     def explained(self) -> int:
         return sum(self.explanations.values())
+
+    @property
+    def vectors_explained(self) -> int:
+        """Vectors verbalized, as the budget counts them (each takes ``samples`` explanations)."""
+        return self.explained // self.samples
+
+    @property
+    def last_run_seconds(self) -> float | None:
+        """Wall-clock seconds of the latest run (so far, while it runs); None before any run."""
+        if not self.runs:
+            return None
+        _, _, started, finished = self.runs[-1]
+        return ((finished or datetime.now(UTC)) - started).total_seconds()
 
 
 def campaign_status(store: Store, name: str, library: dict[str, Scenario]) -> CampaignStatus:
@@ -84,22 +102,15 @@ def campaign_status(store: Store, name: str, library: dict[str, Scenario]) -> Ca
         )
         explanations, n_distinct = _explanation_counts(s, keys, provenance, spec.sampling.samples)
         last_rate = _last_rate(s, runs)
-        raised = SQLAFlag.raised.is_(True)
-        flag_counts = s.execute(
-            select(
-                func.count(),
-                func.count().filter(raised),
-                func.count().filter(raised, SQLAFlag.low_fidelity.is_(True)),
-                func.count().filter(raised, SQLAFlag.in_reply.is_(False), SQLAFlag.in_prompt.is_(False)),
-            ).where(SQLAFlag.campaign_id == campaign_id)
-        ).one()
+        flag_counts = _flag_counts(s, campaign_id)
     cap = spec.budgets.max_vectors
     expected = min(n_distinct, cap or n_distinct) * spec.sampling.samples
     remaining = max(expected - sum(explanations.values()), 0)
     eta = remaining / last_rate if last_rate and remaining else None
     return CampaignStatus(
         spec.name, variants, transcripts, n_acts, n_distinct, explanations, expected, cap,
-        [tuple(r) for r in runs], eta, bool(provenance) and provenance["nla_meta"]["stage"] == "init",
+        spec.budgets.max_wall_seconds, spec.sampling.samples, [tuple(r) for r in runs], eta,
+        bool(provenance) and provenance["nla_meta"]["stage"] == "init",
         dict(zip(("judged", "raised", "low_fidelity", "unverbalized"), flag_counts, strict=True)),
     )  # fmt: skip
 
@@ -127,14 +138,30 @@ def _explanation_counts(session, keys, provenance: dict | None, samples: int) ->
     return {status: count for status, count, _ in rows}, rows[0][2]
 
 
+def _flag_counts(session, campaign_id: int) -> tuple[int, int, int, int]:
+    """Verdicts judged, raised, raised with low fidelity, raised unverbalized: the first from the
+    campaign index alone, the others from the (campaign, raised) index and the raised rows only."""
+    judged = session.scalar(select(func.count()).where(SQLAFlag.campaign_id == campaign_id)) or 0
+    raised = session.execute(
+        select(
+            func.count(),
+            func.count().filter(SQLAFlag.low_fidelity.is_(True)),
+            func.count().filter(SQLAFlag.in_reply.is_(False), SQLAFlag.in_prompt.is_(False)),
+        ).where(SQLAFlag.campaign_id == campaign_id, SQLAFlag.raised.is_(True))
+    ).one()
+    return (judged, *raised)
+
+
 def _last_rate(session, runs) -> float | None:
-    """Explanations per second of the most recent run that wrote any."""
+    """Explanations per second of the most recent run that wrote any. Its newest row (by id, from the
+    run index alone) tells when it last wrote: rows are inserted in time order."""
     for run_id, _, started, finished in reversed(runs):
-        count = session.scalar(select(func.count()).where(SQLAExplanation.run_id == run_id)) or 0
-        last = session.scalar(
-            select(func.max(SQLAExplanation.created_at)).where(SQLAExplanation.run_id == run_id)
-        )
-        if count and last:
+        in_run = SQLAExplanation.run_id == run_id
+        count, newest = session.execute(
+            select(func.count(), func.max(SQLAExplanation.id)).where(in_run)
+        ).one()
+        if count:
+            last = session.scalar(select(SQLAExplanation.created_at).where(SQLAExplanation.id == newest))
             seconds = ((finished or last) - started).total_seconds()
             return count / seconds if seconds > 0 else None
     return None

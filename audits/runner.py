@@ -132,6 +132,23 @@ def load_campaign_spec(store: Store, name: str, library: dict[str, Scenario]) ->
     return row.id, CampaignSpec.model_validate(row.spec_json, context={"library": library})
 
 
+def variant_transcript(target: Target, variant: Variant, spec: CampaignSpec) -> tuple[Transcript, str]:
+    """The transcript a variant yields under ``spec`` (with the target's reply when it is to reply) and its
+    status: ``ok``, ``too_long`` or ``target_empty``."""
+    try:
+        if not variant.generate_reply:
+            ids = target.tokenizer.apply_chat_template(variant.transcript.as_chat(), return_dict=False)
+            check_context(target.model, len(ids), variant.key)
+            return variant.transcript, "ok"
+        replied = generate_reply(
+            target.model, target.tokenizer, variant.transcript,
+            max_new_tokens=spec.target.max_new_tokens, temperature=spec.target.temperature, seed=spec.seed,
+        )  # fmt: skip
+    except TranscriptError:
+        return variant.transcript, "too_long"
+    return replied, "ok" if replied.messages[-1].content.strip() else "target_empty"
+
+
 class CampaignRunner:
     """Runs one campaign against one store.
 
@@ -274,24 +291,9 @@ class CampaignRunner:
             for variant_id, key in todo:
                 if self._out_of_time():
                     return
-                transcript, status = self._transcript_for(target, by_key[key])
+                transcript, status = variant_transcript(target, by_key[key], self.spec)
                 self._store_transcript(variant_id, transcript, status, by_key[key].generate_reply)
                 stage.advance(1)
-
-    def _transcript_for(self, target: Target, variant: Variant) -> tuple[Transcript, str]:
-        spec = self.spec.target
-        try:
-            if not variant.generate_reply:
-                ids = target.tokenizer.apply_chat_template(variant.transcript.as_chat(), return_dict=False)
-                check_context(target.model, len(ids), variant.key)
-                return variant.transcript, "ok"
-            replied = generate_reply(
-                target.model, target.tokenizer, variant.transcript,
-                max_new_tokens=spec.max_new_tokens, temperature=spec.temperature, seed=self.spec.seed,
-            )  # fmt: skip
-        except TranscriptError:
-            return variant.transcript, "too_long"
-        return replied, "ok" if replied.messages[-1].content.strip() else "target_empty"
 
     def _store_transcript(
         self, variant_id: int, transcript: Transcript, status: str, generated: bool

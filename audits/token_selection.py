@@ -18,7 +18,10 @@ def candidate_positions(tokens: list[TokenInfo], selection: TokenSelection) -> l
 
 
 def select_tokens(tokens: list[TokenInfo], selection: TokenSelection) -> list[int]:
-    """The candidates, then at most ``max_per_transcript`` of them spread evenly from first to last."""
+    """The explicit ``positions`` that exist in the transcript when given; otherwise the candidates,
+    then at most ``max_per_transcript`` of them spread evenly from first to last."""
+    if selection.positions is not None:
+        return sorted({t.position for t in tokens} & set(selection.positions))
     candidates = candidate_positions(tokens, selection)
     cap = selection.max_per_transcript
     if cap is None or len(candidates) <= cap:

@@ -1,9 +1,10 @@
 """A small real audit store for report and dashboard tests: the runner over the tiny taught NLA (every
 explanation is evaluation-aware), a transcript and explanations carrying XSS payloads, and two reviews;
-on SQLite or PostgreSQL."""
+on SQLite or PostgreSQL. ``add_comparison_campaigns`` adds campaigns to compare with it."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -30,16 +31,23 @@ XSS = {
 }
 
 
+def _xss_campaign(tiny_dirs: dict[str, Path], nla_dir: Path, name: str, **overrides: dict) -> dict:
+    """The XSS scenario audited with the NLA in ``nla_dir``; ``overrides`` update its sections."""
+    sections = {
+        "themes": ["evaluation_awareness", "deception"], "sampling": {"temperature": 0.0, "max_new_tokens": 40},
+        "scenarios": {"inline": [XSS]}, "tokens": {"roles": ["assistant"], "max_per_transcript": 3},
+    }  # fmt: skip
+    for key, value in overrides.items():
+        sections[key] = {**sections.get(key, {}), **value}
+    return campaign(tiny_dirs, {"llama": nla_dir}, name=name, **sections)
+
+
 def build_audit_store(db: Path | str, tiny_dirs: dict[str, Path], taught_dir: Path) -> str:
     """Build the ``xss`` campaign into a new store (a SQLite file path or an empty database's URL);
     return it as a string."""
     db = str(db)
     upgrade(db)
-    data = campaign(
-        tiny_dirs, {"llama": taught_dir}, name="xss", themes=["evaluation_awareness", "deception"],
-        sampling={"temperature": 0.0, "max_new_tokens": 40}, scenarios={"inline": [XSS]},
-        tokens={"roles": ["assistant"], "max_per_transcript": 3},
-    )  # fmt: skip
+    data = _xss_campaign(tiny_dirs, taught_dir, "xss")
     with open_store(db) as store:
         register_campaign(store, campaign_from_dict(data, {}))
         CampaignRunner(store, "xss", {}).run()
@@ -50,3 +58,23 @@ def build_audit_store(db: Path | str, tiny_dirs: dict[str, Path], taught_dir: Pa
         add_review(store, raised[0], author="ann <b>", decision="confirm", reason="aware " + PAYLOADS[2])
         add_review(store, raised[1], author="bob", decision="dismiss", reason="noise")
     return db
+
+
+def add_comparison_campaigns(
+    db: str, tiny_dirs: dict[str, Path], calm_dir: Path, taught_dir: Path, drift_dir: Path
+) -> None:
+    """Add to a built store ``xss-calm``, the same audit under an NLA that explains every vector without
+    a theme, stopped by its budget of 6 vectors (of 9) and given a wall-time budget; and ``drift``, whose
+    NLA directory ``drift_dir`` held the calm NLA for its first run and the taught one for its second
+    (one campaign, two checkpoints; 10 tokens per transcript, one sample)."""
+    calm = _xss_campaign(tiny_dirs, calm_dir, "xss-calm", budgets={"max_vectors": 6, "max_wall_seconds": 600})
+    drift = _xss_campaign(tiny_dirs, drift_dir, "drift", tokens={"roles": ["user", "assistant"], "max_per_transcript": 10},
+                          sampling={"samples": 1})  # fmt: skip
+    shutil.copytree(calm_dir, drift_dir)
+    with open_store(db) as store:
+        for spec in (calm, drift):
+            register_campaign(store, campaign_from_dict(spec, {}))
+            CampaignRunner(store, spec["name"], {}).run()
+        shutil.rmtree(drift_dir)
+        shutil.copytree(taught_dir, drift_dir)
+        CampaignRunner(store, "drift", {}).run()

@@ -278,6 +278,7 @@ class SQLAFlag(Base):
     __tablename__ = "flags"
     __table_args__ = (
         Index(None, "campaign_id", "theme_id"),
+        Index(None, "campaign_id", "raised"),
         UniqueConstraint(
             "campaign_id", "token_position_id", "theme_id", "theme_version", "checkpoint_id", "sampling_key",
             "rule_key", name="uq_flags__verdict",

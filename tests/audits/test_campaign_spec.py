@@ -57,6 +57,16 @@ def test_yaml_round_trip(tmp_path: Path, library) -> None:
     assert spec.spec_hash() != spec.model_copy(update={"seed": 1}).spec_hash()
 
 
+def test_explicit_positions_round_trip_and_leave_other_specs_unchanged(tmp_path: Path, library) -> None:
+    plain = campaign_from_dict({"name": "mini", "scenarios": {"ids": ["mini-eval"]}}, library)
+    assert "positions" not in plain.model_dump(mode="json")["tokens"]  # older specs keep their hash
+    picked = campaign_from_dict(
+        {"name": "mini", "scenarios": {"ids": ["mini-eval"]}, "tokens": {"positions": [4, 2]}}, library
+    )
+    again = load_campaign(_write(tmp_path, picked.model_dump(mode="json")), library)
+    assert again.tokens.positions == [4, 2] and again.spec_hash() == picked.spec_hash() != plain.spec_hash()
+
+
 def test_every_field_has_a_docstring() -> None:
     from audits import campaign_spec
 
@@ -84,6 +94,14 @@ def test_every_field_has_a_docstring() -> None:
         ({"scenarios": {}}, "selects nothing"),
         ({"scenarios": {"ids": ["mini-eval"]}, "sampling": {"samples": 0}}, "field sampling.samples"),
         ({"scenarios": {"ids": ["mini-eval"]}, "colour": "red"}, "field colour: Extra inputs"),
+        (
+            {
+                "scenarios": {"ids": ["mini-eval"]},
+                "themes": ["deception"],
+                "tokens": {"positions": [3], "triage": {"top_k": 2}},
+            },
+            "field tokens: Value error, tokens.positions and tokens.triage each choose the tokens",
+        ),  # fmt: skip
     ],
 )
 def test_errors_name_file_line_and_field(tmp_path: Path, library, data: dict, message: str) -> None:

@@ -119,7 +119,8 @@ def test_budget_keeps_a_valid_partial_result(tiny_dirs, tiny_init_dirs, db: str)
         result = CampaignRunner(store, "probe", {}).run()
         assert result.status == "budget_exhausted"
         assert result.new_explanations == 4  # 2 vectors x 2 samples
-        assert campaign_status(store, "probe", {}).explained == 4
+        status = campaign_status(store, "probe", {})
+        assert status.explained == 4 and (status.vectors_explained, status.max_vectors) == (2, 2)
 
 
 def test_changed_spec_under_the_same_name_is_refused(tiny_dirs, tiny_init_dirs, db: str) -> None:
@@ -176,6 +177,11 @@ def test_wall_time_budget_stops_scheduling(tiny_dirs, tiny_init_dirs, db: str) -
         assert result.status == "budget_exhausted" and result.new_explanations == 0
         status = campaign_status(store, "probe", {})
         assert status.explained == 0 and [r[1] for r in status.runs] == ["budget_exhausted"]
+        _, _, started, finished = status.runs[-1]
+        assert (
+            status.last_run_seconds == (finished - started).total_seconds()
+            and status.max_wall_seconds == 1e-6
+        )
         unlimited = spec.model_copy(
             update={
                 "name": "probe-all",

@@ -1,4 +1,4 @@
-"""Token selection: roles, stride, even spreading under a cap."""
+"""Token selection: roles, stride, even spreading under a cap, explicit positions."""
 
 from audits.campaign_spec import TokenSelection
 from audits.token_selection import select_tokens
@@ -23,3 +23,10 @@ def test_stride_and_even_cap() -> None:
     capped = select_tokens(tokens, TokenSelection(roles=["assistant"], max_per_transcript=3))
     assert capped == [8, 13, 17]
     assert select_tokens(tokens, TokenSelection(roles=["assistant"], max_per_transcript=1)) == [17]
+
+
+def test_explicit_positions_override_roles_and_cap() -> None:
+    chosen = select_tokens(
+        _tokens(), TokenSelection(roles=["user"], max_per_transcript=1, positions=[17, 0, 9, 9, 40])
+    )
+    assert chosen == [0, 9, 17]  # any role, specials kept, duplicates merged, past the end skipped

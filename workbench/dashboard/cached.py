@@ -44,6 +44,13 @@ def _rates(
 
 
 @st.cache_data(ttl=3600, max_entries=32, show_spinner=False)
+def _checkpoint_rates(
+    _store: Store, url: str, version: Version, campaign: str, checkpoint: str, include_low: bool, unit: str
+) -> pd.DataFrame:
+    return queries.checkpoint_rates(_store, campaign, checkpoint, include_low_fidelity=include_low, unit=unit)
+
+
+@st.cache_data(ttl=3600, max_entries=32, show_spinner=False)
 def _raised(_store: Store, url: str, version: Version, campaign: str) -> pd.DataFrame:
     return queries.raised_flags(_store, campaign)
 
@@ -53,6 +60,14 @@ def campaign_rates(
 ) -> pd.DataFrame:
     """:func:`queries.campaign_rates`, cached per data version."""
     return _rates(store, str(store.url), data_version(store), campaign, include_low_fidelity, unit)
+
+
+def checkpoint_rates(
+    store: Store, campaign: str, checkpoint: str, *, include_low_fidelity: bool, unit: str = "token"
+) -> pd.DataFrame:
+    """:func:`queries.checkpoint_rates`, cached per data version."""
+    version = data_version(store)
+    return _checkpoint_rates(store, str(store.url), version, campaign, checkpoint, include_low_fidelity, unit)
 
 
 def raised_flags(store: Store, campaign: str) -> pd.DataFrame:

@@ -67,3 +67,44 @@ def token_strip(
         xaxis={"visible": False}, yaxis={"visible": False, "autorange": "reversed"},
     )  # fmt: skip
     return figure
+
+
+def _cell(*parts: str, theme_id: str, themes: dict[str, Theme]) -> str:
+    """A bar's label: the parts with the theme's name, escaped for plotly."""
+    theme = themes[theme_id].name if theme_id in themes else theme_id
+    return label(" · ".join([parts[0], theme, *parts[1:]]))
+
+
+def _rate_bars(name: str, x: list[str], rate: pd.Series, low: pd.Series, high: pd.Series) -> go.Bar:
+    """One bar trace of rates with asymmetric (Wilson) error bars."""
+    error = {"type": "data", "symmetric": False, "array": high - rate, "arrayminus": rate - low}
+    return go.Bar(name=label(name), x=x, y=rate, error_y=error)
+
+
+def _rate_layout(figure: go.Figure, title: str) -> go.Figure:
+    figure.update_layout(barmode="group", yaxis={"tickformat": ".0%"}, height=380, title=title)
+    return figure
+
+
+def arm_rates_figure(compared: pd.DataFrame, themes: dict[str, Theme]) -> go.Figure:
+    """Each condition's flag rate beside its control's, each arm with its own Wilson interval (the rows of
+    ``condition_vs_control`` with ``queries.arm_intervals``)."""
+    cells = [
+        _cell(r.scenario_id, r.condition, theme_id=r.theme_id, themes=themes) for r in compared.itertuples()
+    ]
+    bars = [
+        _rate_bars("condition", cells, compared["rate"], compared["low"], compared["high"]),
+        _rate_bars(
+            "control", cells, compared["control_rate"], compared["control_low"], compared["control_high"]
+        ),
+    ]
+    return _rate_layout(go.Figure(bars), "Flag rate of each arm (95% Wilson)")
+
+
+def side_by_side_figure(pooled: pd.DataFrame, themes: dict[str, Theme]) -> go.Figure:
+    """Pooled flag rates per (scenario, theme) of two or more ``arm``s, grouped, with Wilson intervals."""
+    bars = []
+    for arm, rows in pooled.groupby("arm", sort=False):
+        cells = [_cell(r.scenario_id, theme_id=r.theme_id, themes=themes) for r in rows.itertuples()]
+        bars.append(_rate_bars(arm, cells, rows["rate"], rows["low"], rows["high"]))
+    return _rate_layout(go.Figure(bars), "Flag rate (95% Wilson)")

@@ -298,27 +298,75 @@ def open_queue(flags: pd.DataFrame, *, include_follow_up: bool) -> pd.DataFrame:
     return flags[flags["review_state"].isin(states)]
 
 
-def fidelity_summary(store: Store, campaign: str) -> dict[str, float | int | str | None]:
-    """The NLA checkpoint of a campaign's latest run and its explanations' fidelity (FVE, cos)."""
+def fidelity_summary(
+    store: Store, campaign: str, checkpoint: str | None = None
+) -> dict[str, float | int | str | None]:
+    """The NLA checkpoint of a campaign's latest run (its latest run with ``checkpoint`` when given) and
+    the fidelity (FVE, cos) of the explanations its runs wrote with that checkpoint."""
     campaign_id = campaign_id_of(store, campaign)
     with store.session() as session:
-        provenance = (
-            session.scalar(
-                select(SQLARun.provenance_json)
-                .where(SQLARun.campaign_id == campaign_id)
-                .order_by(SQLARun.id.desc())
-            )
-            or {}
-        )
-        run_ids = select(SQLARun.id).where(SQLARun.campaign_id == campaign_id)
-        row = session.execute(
-            select(
-                func.count(), func.count().filter(SQLAExplanation.status == "ok"), func.avg(SQLAExplanation.fve),
-                func.avg(SQLAExplanation.cos),
-            ).where(SQLAExplanation.run_id.in_(run_ids))
-        ).one()  # fmt: skip
+        runs = session.execute(
+            select(SQLARun.id, SQLARun.provenance_json)
+            .where(SQLARun.campaign_id == campaign_id)
+            .order_by(SQLARun.id.desc())
+        ).all()  # fmt: skip
+        provenance = next((p for _, p in runs if checkpoint in (None, p.get("checkpoint_id"))), {})
+        query = select(
+            func.count(), func.count().filter(SQLAExplanation.status == "ok"), func.avg(SQLAExplanation.fve),
+            func.avg(SQLAExplanation.cos),
+        ).where(SQLAExplanation.run_id.in_([run_id for run_id, _ in runs]))  # fmt: skip
+        if checkpoint is not None:
+            query = query.where(SQLAExplanation.checkpoint_id == checkpoint)
+        row = session.execute(query).one()
     return {
         "checkpoint": provenance.get("checkpoint_id"), "stage": (provenance.get("nla_meta") or {}).get("stage"),
         "layer": (provenance.get("nla_meta") or {}).get("layer"), "explanations": row[0], "parsed": row[1],
         "mean_fve": row[2], "mean_cos": row[3],
     }  # fmt: skip
+
+
+def comparison_arms(store: Store) -> pd.DataFrame:
+    """Every (campaign, NLA checkpoint) pair its runs used, newest run first: ``campaign``,
+    ``checkpoint``, its ``stage``, and ``arm`` (``campaign:checkpoint``, a campaign name has no colon)."""
+    query = (
+        select(SQLACampaign.name.label("campaign"), SQLARun.provenance_json)
+        .join(SQLARun, SQLARun.campaign_id == SQLACampaign.id)
+        .order_by(SQLARun.id.desc())
+    )
+    frame = _frame(store, query)
+    provenance = frame.pop("provenance_json")
+    frame["checkpoint"] = [p.get("checkpoint_id") for p in provenance]
+    frame["stage"] = [(p.get("nla_meta") or {}).get("stage") for p in provenance]
+    frame["arm"] = frame["campaign"] + ":" + frame["checkpoint"]
+    return frame.drop_duplicates("arm", ignore_index=True)
+
+
+def checkpoint_rates(
+    store: Store, campaign: str, checkpoint: str, *, include_low_fidelity: bool, unit: str = "token"
+) -> pd.DataFrame:
+    """Flag rates of a campaign's verdicts made with one NLA checkpoint (for a campaign whose runs used
+    several), by the same ``flag_rates`` as :func:`campaign_rates`."""
+    frame = flag_frame(store, campaign)
+    return flag_rates(
+        frame[frame["checkpoint_id"] == checkpoint], include_low_fidelity=include_low_fidelity, unit=unit
+    )
+
+
+def arm_intervals(compared: pd.DataFrame, rates: pd.DataFrame) -> pd.DataFrame:
+    """``condition_vs_control`` rows with each arm's own Wilson interval, taken from the ``rates`` they
+    compare: ``low`` / ``high`` of the condition cell, ``control_low`` / ``control_high`` of its control."""
+    cells = rates[["scenario_id", "theme_id", "condition", "low", "high"]]
+    control = rates["is_control"].astype(bool)
+    controls = cells[control].rename(
+        columns={"condition": "control_condition", "low": "control_low", "high": "control_high"}
+    )
+    with_main = compared.merge(cells[~control], on=["scenario_id", "theme_id", "condition"], how="left",
+                               validate="many_to_one")  # fmt: skip
+    return with_main.merge(controls, on=["scenario_id", "theme_id", "control_condition"], how="left",
+                           validate="many_to_one")  # fmt: skip
+
+
+def theme_score_columns(scores: pd.DataFrame) -> pd.DataFrame:
+    """:func:`explanation_theme_scores` as one row per explanation id and one column per
+    ``(theme_id, detector)``."""
+    return scores.pivot(index="explanation_id", columns=["theme_id", "detector"], values="score")

@@ -1,14 +1,18 @@
 """Dashboard fixtures: a real store built once by the runner (tiny taught NLA, XSS payloads, two
-reviews), copied per test so tests that write reviews or campaigns do not see each other."""
+reviews), and the same store with campaigns to compare (two checkpoints, budgets), each copied per
+test so tests that write reviews or campaigns do not see each other."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.audit_store import build_audit_store
+from nla.checkpoint import load_nla, save_released
+from tests.audit_store import add_comparison_campaigns, build_audit_store
+from tests.tiny_models import teach_av
 from workbench.dashboard import DB_ENV
 
 APP = str(Path(__file__).resolve().parents[3] / "workbench" / "dashboard" / "app.py")
@@ -19,10 +23,46 @@ def built_store(tiny_dirs, tiny_taught_dir, tmp_path_factory) -> Path:
     return Path(build_audit_store(tmp_path_factory.mktemp("dash") / "store.db", tiny_dirs, tiny_taught_dir))
 
 
+CALM = "<explanation>\nA cat sits on a mat in the sun.\n</explanation>"
+
+
+@pytest.fixture(scope="session")
+def tiny_calm_dir(tiny_init_dirs, tmp_path_factory) -> Path:
+    """A tiny llama NLA taught to explain every vector with a sentence of no audit theme."""
+    nla = load_nla(str(tiny_init_dirs["llama"]))
+    teach_av(nla, CALM)
+    saved = save_released(nla, tmp_path_factory.mktemp("calm") / "calm")
+    # A checkpoint's id hashes its small files and only the sizes of its weights: note what this one was
+    # taught, so that it is not the same checkpoint as the taught NLA, which differs in AV weights alone.
+    (saved / "av" / "taught.json").write_text(json.dumps({"explanation": CALM}))
+    return saved
+
+
+@pytest.fixture(scope="session")
+def built_compare_store(built_store, tiny_dirs, tiny_calm_dir, tiny_taught_dir, tmp_path_factory) -> Path:
+    """The built store plus ``xss-calm`` (another checkpoint, budgets) and ``drift`` (two checkpoints)."""
+    root = tmp_path_factory.mktemp("compare")
+    shutil.copy(built_store, root / "store.db")
+    add_comparison_campaigns(
+        str(root / "store.db"), tiny_dirs, tiny_calm_dir, tiny_taught_dir, root / "drift-nla"
+    )
+    return root / "store.db"
+
+
+def _private_copy(built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    db = tmp_path / "store.db"
+    shutil.copy(built, db)
+    monkeypatch.setenv(DB_ENV, str(db))
+    return str(db)
+
+
 @pytest.fixture
 def dash_db(built_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A private copy of the built store, named in the dashboard's environment variable."""
-    db = tmp_path / "store.db"
-    shutil.copy(built_store, db)
-    monkeypatch.setenv(DB_ENV, str(db))
-    return str(db)
+    return _private_copy(built_store, tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def compare_db(built_compare_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A private copy of the store with campaigns to compare, named in the dashboard's environment."""
+    return _private_copy(built_compare_store, tmp_path, monkeypatch)

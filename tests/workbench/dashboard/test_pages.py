@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,6 @@ from streamlit.testing.v1 import AppTest
 from audits.review import review_history
 from audits.store import SQLACampaign, SQLAFlag, SQLAReview, open_store
 from audits.themes.rates import condition_vs_control, flag_frame, flag_rates
-from tests.audit_store import PAYLOADS
 from tests.workbench.dashboard.conftest import APP
 
 PAGES = ["campaigns", "triage", "transcript", "review", "compare", "explore", "export"]
@@ -46,15 +46,24 @@ def _texts(at: AppTest) -> list:
     ]
 
 
+RAW_TAG = re.compile(r"<\s*/?\s*(script|img|a|style)\b", re.IGNORECASE)
+ESCAPED_PAYLOADS = ["&lt;script&gt;alert\\('xss'\\)&lt;/script&gt;", "&lt;img src=x onerror=alert\\(1\\)&gt;"]
+SHOWS_PAYLOADS = {"transcript", "review"}
+"""Pages whose text elements show the store's payloads (the others show them in data tables or not at all)."""
+
+
 @pytest.mark.parametrize("name", PAGES)
 def test_page_renders_with_untrusted_text_escaped(dash_db: str, name: str) -> None:
     at = page(name)
     assert not at.error, [e.value for e in at.error]
     assert [t.value for t in at.title] == [name.capitalize()]
     for element in _texts(at):
-        assert not getattr(element.proto, "allow_html", False), element.value  # never unsafe_allow_html
-        for payload in PAYLOADS:
-            assert payload not in element.value
+        if element.proto.DESCRIPTOR.name == "Markdown":  # the one text element that can carry raw HTML
+            assert not element.proto.allow_html, element.value
+        assert not RAW_TAG.search(element.value), element.value  # markdown, alerts, headings: no raw tag
+    if name in SHOWS_PAYLOADS:  # the payloads are there, as their characters
+        bodies = " ".join(element.value for element in _texts(at))
+        assert all(escaped in bodies for escaped in ESCAPED_PAYLOADS), bodies
     assert not at.get("html")  # no st.html anywhere
 
 
@@ -141,32 +150,72 @@ def test_form_creates_a_campaign(dash_db: str) -> None:
     at.text_input(key="new_name").input("second")
     at.multiselect(key="new_scenarios").set_value(["eval-awareness-bugfix"])
     at.multiselect(key="new_themes").set_value(["evaluation_awareness"])
+    at.number_input(key="new_budget").set_value(50)
+    at.number_input(key="new_wall").set_value(120)
     at.button(key="FormSubmitter:create_campaign-Create campaign").click().run()
     assert not at.error, [e.value for e in at.error]
     assert "Registered campaign **second**" in at.success[0].value
     assert at.sidebar.selectbox(key="campaign").value == "second"
     with open_store(dash_db).session() as s:
-        assert s.scalar(select(SQLACampaign.spec_json).where(SQLACampaign.name == "second"))["themes"] == [
-            "evaluation_awareness"
-        ]
+        spec = s.scalar(select(SQLACampaign.spec_json).where(SQLACampaign.name == "second"))
+    assert spec["themes"] == ["evaluation_awareness"]
+    assert spec["budgets"] == {"max_vectors": 50, "max_wall_seconds": 120.0}
+    metrics = {m.label: m.value for m in at.metric}  # not run yet: nothing used
+    assert metrics["budget used: vectors"] == "0 of 50"
+    assert metrics["budget used: wall time (last run)"] == "not run yet"
 
 
-def test_compare_shows_the_reports_numbers(dash_db: str) -> None:
+def _plotted(trace: dict, axis: str) -> np.ndarray:
+    """A plotly trace's numbers on ``axis`` (plotly.js sends arrays base64-encoded)."""
+    data = trace[axis]
+    return (
+        np.frombuffer(base64.b64decode(data["bdata"]), data["dtype"])
+        if isinstance(data, dict)
+        else np.array(data)
+    )
+
+
+def test_compare_shows_the_reports_numbers_and_each_arms_interval(dash_db: str) -> None:
     at = page("compare", low_fidelity="true")
     assert at.sidebar.toggle(key="low_fidelity").value is True
     shown = at.dataframe[0].value
-    expected = condition_vs_control(
-        flag_rates(flag_frame(open_store(dash_db), "xss"), include_low_fidelity=True)
-    )
+    rates = flag_rates(flag_frame(open_store(dash_db), "xss"), include_low_fidelity=True)
+    expected = condition_vs_control(rates)
     assert len(shown) == len(expected) > 0
     for column in ("n", "rate", "control_n", "control_rate", "diff", "diff_low", "diff_high"):
         pd.testing.assert_series_equal(shown[column].reset_index(drop=True), expected[column], check_names=False,
                                        check_dtype=False)  # fmt: skip
-    traces = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
-    plotted = np.concatenate(
-        [np.frombuffer(base64.b64decode(t["x"]["bdata"]), t["x"]["dtype"]) for t in traces]
-    )
+    cells = rates.set_index(["scenario_id", "theme_id", "condition", "is_control"])
+    for row in shown.itertuples():  # each arm's own Wilson interval, from the cell it counts
+        main = cells.loc[(row.scenario_id, row.theme_id, row.condition, False)]
+        control = cells.loc[(row.scenario_id, row.theme_id, row.control_condition, True)]
+        assert (row.low, row.high) == pytest.approx((main["low"], main["high"]))
+        assert (row.control_low, row.control_high) == pytest.approx((control["low"], control["high"]))
+        assert row.low <= row.rate <= row.high and row.control_low <= row.control_rate <= row.control_high
+    difference, arms = (json.loads(chart.proto.spec)["data"] for chart in at.get("plotly_chart"))
+    plotted = np.concatenate([_plotted(t, "x") for t in difference])
     assert sorted(plotted) == pytest.approx(sorted(expected["diff"]))
+    assert [t["name"] for t in arms] == ["condition", "control"]
+    assert list(_plotted(arms[0], "y")) == pytest.approx(list(expected["rate"]))
+    assert list(_plotted(arms[1], "y")) == pytest.approx(list(expected["control_rate"]))
+    lows = _plotted(arms[1], "y") - _plotted(arms[1]["error_y"], "arrayminus")
+    assert list(lows) == pytest.approx(list(shown["control_low"]))  # the control's own interval is drawn
+
+
+def test_explore_inputs_are_bound_to_the_url(dash_db: str) -> None:
+    at = page(
+        "explore",
+        explore_text="Is <b>this</b> a test?",
+        explore_cap="5",
+        explore_roles=["user"],
+        explore_reply="false",
+        explore_themes=["Deception"],
+    )  # fmt: skip  (a bound widget's URL holds labels)
+    assert at.text_area(key="explore_text").value == "Is <b>this</b> a test?"
+    assert at.number_input(key="explore_cap").value == 5
+    assert at.multiselect(key="explore_roles").value == ["user"]
+    assert at.toggle(key="explore_reply").value is False
+    assert at.multiselect(key="explore_themes").value == ["deception"]
 
 
 def test_export_builds_a_report_and_a_data_file(dash_db: str) -> None:

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import yaml
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
 from audits.campaign_status import campaign_status
+from audits.reports.exports import stream_rows
 from audits.store import SQLACampaign, SQLAExplanation, SQLARun, open_store
 from tests.audits.test_runner import GIVEN, campaign
 from tests.workbench.dashboard.conftest import APP
-from workbench.dashboard import jobs
+from workbench.dashboard import jobs, queries
 
 
 def _app(page: str, **params: str) -> AppTest:
@@ -54,6 +56,51 @@ def test_explore_verbalizes_a_prompt_and_saves_it_as_a_campaign(dash_db, tiny_di
         assert s.scalar(select(func.count()).select_from(SQLAExplanation).join(SQLARun).where(
             SQLARun.campaign_id == select(SQLACampaign.id).where(SQLACampaign.name == "explore-test").scalar_subquery()
         )) == 3  # fmt: skip
+
+
+def test_explore_verbalizes_picked_tokens_with_their_theme_scores(
+    dash_db, tiny_dirs, tiny_taught_dir
+) -> None:
+    at = _app("explore")
+    at.text_area(key="explore_text").input("Is this a test?")
+    at.text_input(key="explore_target").input(str(tiny_dirs["llama"]))
+    at.text_input(key="explore_checkpoint").input(str(tiny_taught_dir))
+    at.number_input(key="explore_reply_tokens").set_value(4)
+    at.number_input(key="explore_samples").set_value(1)
+    at.number_input(key="explore_temperature").set_value(0.0)
+    at.text_input(key="explore_name").input("explore-picked")
+    at.button(key="FormSubmitter:explore-Show tokens").click().run()
+    assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+    shown = {int(o.split(" · ")[0]): o for o in at.multiselect(key="explore_positions").options}
+    user = max(p for p, o in shown.items() if " · user · " in o)
+    reply = max(p for p, o in shown.items() if " · assistant · " in o)  # a token of the target's reply
+    at.multiselect(key="explore_positions").set_value([reply, user])
+    at.text_area(key="explore_text").input("Is this a quiz?")
+    at.button(key="FormSubmitter:explore-Verbalize").click().run()  # the picks belong to the other chat
+    assert "changed since its tokens were shown" in at.error[0].value
+    at.text_area(key="explore_text").input("Is this a test?")
+    at.multiselect(key="explore_positions").set_value([reply, user])
+    at.button(key="FormSubmitter:explore-Verbalize").click().run()
+    assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+    table = at.dataframe[0].value
+    assert list(table["position"]) == sorted([user, reply])  # just the picked tokens, one sample each
+    for row in table.itertuples():
+        assert shown[row.position].endswith(f"· {row.token!r}")  # the run saw the tokens that were shown
+    store = open_store(dash_db)
+    with store.session() as s:
+        spec = s.scalar(select(SQLACampaign.spec_json).where(SQLACampaign.name == "explore-picked"))
+    assert spec["tokens"]["positions"] == sorted([user, reply])
+    rows = [r for chunk in stream_rows(store, "explore-picked", "explanations") for r in chunk]
+    scores = queries.explanation_theme_scores(store, [r["explanation_id"] for r in rows])
+    assert set(scores["theme_id"]) == {"evaluation_awareness"}  # the form's default theme
+    columns = {f"Evaluation awareness ({detector})" for detector in scores["detector"]}
+    assert len(columns) == 2 and columns <= set(table.columns)  # lexicon and semantic, beside the text
+    lexicon = scores[
+        (scores["theme_id"] == "evaluation_awareness") & scores["detector"].str.startswith("lexicon")
+    ]
+    shown = table[f"Evaluation awareness ({lexicon['detector'].iloc[0]})"]
+    assert list(shown) == pytest.approx(list(lexicon.sort_values("explanation_id")["score"]))
+    assert (shown > 0).all()  # the taught NLA's "being tested" is scored beside it
 
 
 def test_explore_reports_a_bad_chat_without_running(dash_db) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from audits.campaign_spec import CampaignSpec, campaign_from_dict, load_campaign_text
+from audits.campaign_status import CampaignStatus
 from audits.errors import SpecError
 from audits.runner import register_campaign
 from audits.store import Store
@@ -65,6 +66,7 @@ def progress(s: Store, name: str, *, live: bool) -> None:
         cols[1].metric("transcripts", sum(status.transcripts.values()))
         cols[2].metric("activations", status.activations)
         cols[3].metric("raised flags", status.flags["raised"])
+        budget_used(status)
         job = jobs.current(db_url(), name)
         if job is not None:
             state = "running" if job.running else f"finished (exit {job.process.returncode})"
@@ -74,6 +76,19 @@ def progress(s: Store, name: str, *, live: bool) -> None:
                 st.rerun()
 
     panel()
+
+
+def budget_used(status: CampaignStatus) -> None:
+    """Vectors verbalized against the spec's cap; the latest run's wall time against its per-run limit."""
+    vectors, wall = st.columns(2)
+    used, cap = status.vectors_explained, status.max_vectors
+    vectors.metric("budget used: vectors", f"{used} of {cap}" if cap else f"{used} (no cap)")
+    seconds, limit = status.last_run_seconds, status.max_wall_seconds
+    if seconds is None:
+        shown = "not run yet"
+    else:
+        shown = f"{seconds:.0f} s" + (f" of {limit:.0f} s" if limit else " (no limit)")
+    wall.metric("budget used: wall time (last run)", shown)
 
 
 def create_form() -> None:
@@ -99,6 +114,7 @@ def create_form() -> None:
         temperature = right.number_input("Temperature", 0.0, 2.0, 1.0, 0.1, key="new_temperature")
         triage = left.number_input("Triage top-K (0: no triage)", 0, 512, 0, key="new_triage")
         budget = right.number_input("Budget: most vectors (0: none)", 0, 10_000_000, 0, key="new_budget")
+        wall = left.number_input("Budget: most seconds per run (0: none)", 0, 7 * 86_400, 0, key="new_wall")
         submitted = st.form_submit_button("Create campaign", type="primary")
     if submitted:
         data = {
@@ -107,7 +123,7 @@ def create_form() -> None:
             "tokens": {"roles": roles, "max_per_transcript": int(cap),
                        **({"triage": {"top_k": int(triage)}} if triage else {})},
             "sampling": {"samples": int(samples), "temperature": float(temperature)},
-            "budgets": {"max_vectors": int(budget) or None},
+            "budgets": {"max_vectors": int(budget) or None, "max_wall_seconds": float(wall) or None},
         }  # fmt: skip
         register(lambda: campaign_from_dict(data, lib, "campaign form"))
 

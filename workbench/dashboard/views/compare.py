@@ -1,18 +1,18 @@
-"""Compare: each condition against its paired control (flag rates with Wilson intervals, the
-difference with a Newcombe interval), and two campaigns (runs, or the same scenarios under two NLA
-checkpoints) side by side."""
+"""Compare: each condition against its paired control (each arm's flag rate with its Wilson interval,
+the difference with a Newcombe interval), and two campaigns or two NLA checkpoints side by side: another
+run of the same scenarios, another checkpoint, or one campaign whose checkpoint changed between runs."""
 
 from __future__ import annotations
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from audits.reports.charts import difference_figure
 from audits.themes.rates import condition_vs_control
 from workbench.dashboard import cached, queries
-from workbench.dashboard.state import pick_campaign, store, theme_name, themes
-from workbench.dashboard.text import label
+from workbench.dashboard.charts import arm_rates_figure, side_by_side_figure
+from workbench.dashboard.state import linked_select, pick_campaign, store, theme_name, themes
+from workbench.dashboard.text import md_escape
 
 st.title("Compare")
 s = store()
@@ -24,72 +24,90 @@ with st.sidebar:
     theme_filter = st.multiselect(
         "Theme", sorted(themes()), key="theme", bind="query-params", format_func=theme_name
     )
+arms = queries.comparison_arms(s)
+checkpoints_of = arms.groupby("campaign")["checkpoint"].nunique()
 
 
-def rates_of(name: str) -> pd.DataFrame:
-    rates = cached.campaign_rates(s, name, include_low_fidelity=include_low, unit=unit)
+def rates_of(name: str, checkpoint: str | None = None) -> pd.DataFrame:
+    """A campaign's flag rates; one checkpoint's when given and the campaign's runs used several."""
+    if checkpoint is None or checkpoints_of.get(name, 1) == 1:
+        rates = cached.campaign_rates(s, name, include_low_fidelity=include_low, unit=unit)
+    else:
+        rates = cached.checkpoint_rates(s, name, checkpoint, include_low_fidelity=include_low, unit=unit)
     return rates[rates["theme_id"].isin(theme_filter)] if theme_filter else rates
 
 
 def against_controls() -> None:
     st.subheader("Condition vs control", anchor=False)
-    compared = condition_vs_control(rates_of(campaign))
+    if checkpoints_of.get(campaign, 1) > 1:
+        st.warning(f"This campaign's runs used {checkpoints_of[campaign]} NLA checkpoints and these rates count "
+                   "the verdicts of each: compare the checkpoints side by side below.")  # fmt: skip
+    rates = rates_of(campaign)
+    compared = condition_vs_control(rates)
     if compared.empty:
         st.info("Nothing to compare yet: the campaign needs flag verdicts in a condition and its control"
                 + ("." if include_low else " (or count low-fidelity verdicts with the sidebar toggle)."))  # fmt: skip
         return
+    compared = queries.arm_intervals(compared, rates)
     st.plotly_chart(difference_figure(compared, themes()), key="difference_chart")
+    st.plotly_chart(arm_rates_figure(compared, themes()), key="arm_rates_chart")
     st.dataframe(
         compared.assign(theme=compared["theme_id"].map(theme_name)), hide_index=True, key="comparison_table",
-        column_order=["scenario_id", "theme", "condition", "n", "rate", "control_n", "control_rate", "diff",
-                      "diff_low", "diff_high", "diff_unverbalized"],
+        column_order=["scenario_id", "theme", "condition", "n", "rate", "low", "high", "control_n", "control_rate",
+                      "control_low", "control_high", "diff", "diff_low", "diff_high", "diff_unverbalized"],
         column_config={c: st.column_config.NumberColumn(format="%.3f") for c in
-                       ("rate", "control_rate", "diff", "diff_low", "diff_high", "diff_unverbalized")},
+                       ("rate", "low", "high", "control_rate", "control_low", "control_high", "diff", "diff_low",
+                        "diff_high", "diff_unverbalized")},
     )  # fmt: skip
 
 
+def arm_label(arm: str) -> str:
+    row = arms[arms["arm"] == arm].iloc[0]
+    return f"{row['campaign']} · {row['checkpoint']}" + (" (untrained)" if row["stage"] == "init" else "")
+
+
 def side_by_side() -> None:
-    st.subheader("Two campaigns side by side", anchor=False)
-    st.caption("Pick campaigns that ran the same scenarios: another run, or another NLA checkpoint.")
-    names = queries.campaign_names(s)
-    others = [n for n in names if n != campaign]
-    if not others:
-        st.info(
-            "Only one campaign in this store: create another (e.g. the same scenarios with another checkpoint)."
-        )
+    st.subheader("Side by side", anchor=False)
+    st.caption("Two campaigns that ran the same scenarios (another run, another NLA checkpoint), or the "
+               "checkpoints of one campaign whose checkpoint changed between runs.")  # fmt: skip
+    mine = arms.loc[arms["campaign"] == campaign, "arm"].tolist()
+    if not mine:
+        st.info("This campaign has not run yet: start its run on the Campaigns page.")
         return
-    other = st.selectbox("Against", others, key="against", bind="query-params")
-    a, b = st.columns(2)
-    for column, name in ((a, campaign), (b, other)):
-        summary = queries.fidelity_summary(s, name)
+    if len(arms) < 2:
+        st.info("Only one campaign and checkpoint in this store: create another campaign (e.g. the same "
+                "scenarios with another checkpoint) to compare with.")  # fmt: skip
+        return
+    left, right = st.columns(2)
+    arm = linked_select("Checkpoint", mine, "arm", arm_label, left)
+    other = linked_select("Against", [a for a in arms["arm"] if a != arm], "against", arm_label, right)
+    for column, chosen in ((left, arm), (right, other)):
         with column, st.container(border=True):
-            st.markdown(f"**{label(name)}**")
-            st.caption(
-                f"checkpoint `{summary['checkpoint']}` · stage {summary['stage']} · layer {summary['layer']}"
-            )
-            m1, m2, m3 = st.columns(3)
-            m1.metric("parsed", f"{summary['parsed']} / {summary['explanations']}")
-            m2.metric("mean FVE", "-" if summary["mean_fve"] is None else f"{summary['mean_fve']:.2f}")
-            m3.metric("mean cos", "-" if summary["mean_cos"] is None else f"{summary['mean_cos']:.2f}")
-    pooled = [queries.pooled_rates(rates_of(name)).assign(campaign=name) for name in (campaign, other)]
+            summary(chosen)
+    pooled = []
+    for chosen in (arm, other):
+        name, checkpoint = chosen.split(":", 1)
+        pooled.append(queries.pooled_rates(rates_of(name, checkpoint)).assign(arm=arm_label(chosen)))
     both = pd.concat(pooled, ignore_index=True)
     if both.empty:
         st.info("No flag verdicts to compare yet.")
         return
-    figure = go.Figure([
-        go.Bar(name=label(name), x=[label(f"{r.scenario_id} · {theme_name(r.theme_id)}") for r in rows.itertuples()],
-               y=rows["rate"], error_y={"type": "data", "symmetric": False, "array": rows["high"] - rows["rate"],
-                                        "arrayminus": rows["rate"] - rows["low"]})
-        for name, rows in both.groupby("campaign", sort=False)
-    ])  # fmt: skip
-    figure.update_layout(
-        barmode="group", yaxis={"tickformat": ".0%"}, height=380, title="Flag rate (95% Wilson)"
-    )
-    st.plotly_chart(figure, key="side_by_side_chart")
-    wide = both.pivot_table(
-        index=["scenario_id", "theme_id"], columns="campaign", values="rate"
-    ).reset_index()
-    st.dataframe(wide, hide_index=True, key="side_by_side_table")
+    st.plotly_chart(side_by_side_figure(both, themes()), key="side_by_side_chart")
+    wide = both.pivot_table(index=["scenario_id", "theme_id"], columns="arm", values="rate", sort=False)
+    wide = wide.reindex(columns=both["arm"].unique())  # an arm without rates still gets its column
+    st.dataframe(wide.reset_index(), hide_index=True, key="side_by_side_table")
+
+
+def summary(arm: str) -> None:
+    """One arm's checkpoint and the fidelity of its explanations."""
+    name, checkpoint = arm.split(":", 1)
+    fidelity = queries.fidelity_summary(s, name, checkpoint)
+    st.markdown(f"**{md_escape(name)}**")
+    st.caption(f"checkpoint {md_escape(checkpoint)} · stage {fidelity['stage']} · layer {fidelity['layer']}")
+    m1, m2, m3 = st.columns(3)
+    m1.metric("parsed", f"{fidelity['parsed']} / {fidelity['explanations']}")
+    m2.metric("mean FVE", "-" if fidelity["mean_fve"] is None else f"{fidelity['mean_fve']:.2f}")
+    m3.metric("mean cos", "-" if fidelity["mean_cos"] is None else f"{fidelity['mean_cos']:.2f}")
 
 
 against_controls()

@@ -11,7 +11,7 @@ from workbench.dashboard.charts import rate_heatmap
 from workbench.dashboard.queries import FlagFilter
 from workbench.dashboard.state import hypothesis_note, pick_campaign, store, theme_name, themes
 
-PAGE_SIZE = 200
+PAGE_SIZES = [25, 100, 200, 500]
 SORTS = {"score": "score", "agreement": "agreement", "fidelity (FVE)": "fve", "position": "position"}
 
 st.title("Triage")
@@ -49,13 +49,14 @@ def flag_table(rows: pd.DataFrame) -> None:
         st.info("No raised flag matches these filters. Widen them in the sidebar"
                 + (", or run the campaign on the Campaigns page." if flags.empty else "."))  # fmt: skip
         return
-    c1, c2, c3 = st.columns([2, 1, 1])
+    c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
     sort = c1.selectbox("Sort by", list(SORTS), key="sort", bind="query-params")
     ascending = c2.toggle("Ascending", False, key="ascending", bind="query-params")
-    pages = max(1, -(-len(rows) // PAGE_SIZE))
-    page = c3.number_input(f"Page (of {pages})", 1, pages, 1, key="page")
+    size = c3.selectbox("Rows per page", PAGE_SIZES, index=2, key="per_page", bind="query-params")
+    pages = max(1, -(-len(rows) // size))
+    page = c4.number_input(f"Page (of {pages})", 1, pages, 1, key="page", bind="query-params")
     rows = rows.sort_values([SORTS[sort], "flag_id"], ascending=[ascending, True], na_position="last")
-    rows = rows.iloc[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    rows = rows.iloc[(page - 1) * size : page * size]
     view = pd.DataFrame({
         "flag": rows["flag_id"], "theme": rows["theme_id"].map(theme_name), "score": rows["score"],
         "samples": rows["n_hits"].astype(str) + "/" + rows["n_samples"].astype(str), "FVE": rows["fve"],
