@@ -28,7 +28,7 @@ corpus:
 	@test -d /usr/share/games/fortunes || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fortunes >/dev/null)
 
-# Retrain the bundled SmolLM2 layer-20 NLA from scratch on this CPU (~80 min on 2 cores; every stage
+# Retrain the bundled SmolLM2 layer-20 NLA from scratch on this CPU (about 1.7 h on 2 cores; every stage
 # resumes when re-run), then export it with its model card into the package.
 RUN ?= runs/smol
 bundled-nla: setup corpus
@@ -37,7 +37,7 @@ bundled-nla: setup corpus
 	$(BIN)/nla-workbench train ar-sft $(RUN)
 	$(BIN)/nla-workbench train av-sft $(RUN)
 	$(BIN)/nla-workbench train eval $(RUN) --stage sft
-	$(BIN)/nla-workbench train rl $(RUN)
+	$(BIN)/nla-workbench train rl $(RUN) --steps 60
 	$(BIN)/nla-workbench train eval $(RUN) --stage rl
 	$(BIN)/nla-workbench train export $(RUN) --out nla/data/nla/smollm2-135m-instruct-L20 --half --force
 

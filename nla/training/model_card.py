@@ -4,6 +4,7 @@ controls, and examples, all read from the run directory's records."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from nla.training.run import SPLITS, RunDir
@@ -11,6 +12,7 @@ from nla.training.stage import read_stage
 from nla.training.tables import read_sidecar
 
 CARD = "MODEL_CARD.md"
+_EXAMPLE_HEADING = re.compile(r"^## (\d+\. )", re.M)
 HOW_TO_READ = [
     "- The explanations follow the warm-start teacher's format. With the `heuristic` teacher that is "
     "three short features: the kind of text and topic words, the last words of the text as the AV "
@@ -57,8 +59,13 @@ def model_card(run: RunDir, which: str) -> str:
     lines += ["## How to read it", "", *HOW_TO_READ]
     examples = run.stage("eval") / f"{_resolved(run, which)}_examples.md"
     if examples.is_file():
-        lines += ["", examples.read_text("utf-8").replace("# Held-out examples", "## Held-out examples")]
+        lines += ["", _nested(examples.read_text("utf-8"))]
     return "\n".join(lines) + "\n"
+
+
+def _nested(examples: str) -> str:
+    """The examples file one heading level down, to sit inside the card."""
+    return _EXAMPLE_HEADING.sub(r"### \1", examples.replace("# Held-out examples", "## Held-out examples", 1))
 
 
 def _resolved(run: RunDir, which: str) -> str:
