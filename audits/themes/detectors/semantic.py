@@ -8,15 +8,23 @@ nearest look-alikes: words used in an innocent sense land near the negatives and
 scores its best sentence, which is the cited evidence. (This form was chosen over the nearest
 anchor alone, a plain margin, anchor centroids and a logistic regression on the anchors by F1 on the
 dev split of the labelled set, with no innocent-sense dev item flagged.)
+
+Version 2 adds shared look-alikes to every theme (``audits/themes/background.yaml``): neutral
+explanations in the registers NLAs write. Without them, the bundled NLA's stock opening "An
+assistant's chat reply about ..." scored above the evaluation-awareness and hidden-motive thresholds
+on its own, and exhaustive verbalization of the starter campaign flagged 43% of tokens for
+evaluation awareness.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import yaml
 
 from audits.errors import SpecError
 from audits.themes.definitions import Theme
@@ -27,6 +35,15 @@ if TYPE_CHECKING:
 
 NEAREST = 3
 """Anchors averaged per sentence on each side."""
+
+BACKGROUND_FILE = Path(__file__).parents[1] / "background.yaml"
+"""Neutral look-alikes shared by every theme."""
+
+
+@cache
+def background_anchors() -> tuple[str, ...]:
+    """The shared neutral look-alike phrases."""
+    return tuple(yaml.safe_load(BACKGROUND_FILE.read_text(encoding="utf-8"))["anchors"])
 
 
 @cache
@@ -59,7 +76,7 @@ class SemanticDetector(Detector):
     """Exemplar similarity with all-MiniLM-L6-v2; the best sentence is the evidence."""
 
     name = "semantic"
-    version = 1
+    version = 2
 
     def __init__(self, encoder: SentenceTransformer | None = None, batch_size: int = 64) -> None:
         self.encoder = encoder or load_sentence_encoder()
@@ -77,7 +94,7 @@ class SemanticDetector(Detector):
         """Embeddings of the theme's positive and negative anchor phrases."""
         if theme.key not in self._anchors:
             positive = [*theme.exemplars.positive, *theme.counts]
-            negative = [*theme.exemplars.negative, *theme.does_not_count]
+            negative = [*theme.exemplars.negative, *theme.does_not_count, *background_anchors()]
             self._anchors[theme.key] = (self._encode(positive), self._encode(negative))
         return self._anchors[theme.key]
 
