@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
-from audits.runner import load_campaign_spec
+from audits.campaign_registry import load_campaign_spec
 from audits.scenario_library import Scenario
 from audits.store import (
     SQLAActivation,

@@ -17,13 +17,12 @@ from typing import Protocol
 import torch
 from sqlalchemy import exists, select, update
 
+from audits.campaign_registry import load_campaign_spec
 from audits.campaign_spec import CampaignSpec
-from audits.errors import SpecError
 from audits.provenance import run_provenance
 from audits.scenario_library import Scenario
 from audits.store import (
     SQLAActivation,
-    SQLACampaign,
     SQLAExplanation,
     SQLAMessage,
     SQLARun,
@@ -98,38 +97,6 @@ class RunResult:
     run_id: int
     status: str
     new_explanations: int
-
-
-def register_campaign(store: Store, spec: CampaignSpec) -> int:
-    """Store a campaign spec under its name; the same name with a different spec is refused."""
-    with store.session() as session:
-        existing = session.scalar(select(SQLACampaign).where(SQLACampaign.name == spec.name))
-        if existing is not None:
-            if existing.spec_hash != spec.spec_hash():
-                raise SpecError(
-                    f"campaign {spec.name!r} is already registered with a different spec "
-                    f"({existing.spec_hash[:12]} vs {spec.spec_hash()[:12]}); give the changed spec a new name"
-                )
-            return existing.id
-        row = SQLACampaign(
-            name=spec.name,
-            description=spec.description,
-            spec_json=spec.model_dump(mode="json"),
-            spec_hash=spec.spec_hash(),
-        )
-        session.add(row)
-        session.flush()
-        return row.id
-
-
-def load_campaign_spec(store: Store, name: str, library: dict[str, Scenario]) -> tuple[int, CampaignSpec]:
-    """A registered campaign's id and spec."""
-    with store.session() as session:
-        row = session.scalar(select(SQLACampaign).where(SQLACampaign.name == name))
-        known = session.scalars(select(SQLACampaign.name).order_by(SQLACampaign.name)).all()
-    if row is None:
-        raise SpecError(f"no campaign named {name!r} in {store.name}; known: {', '.join(known) or 'none'}")
-    return row.id, CampaignSpec.model_validate(row.spec_json, context={"library": library})
 
 
 def variant_transcript(target: Target, variant: Variant, spec: CampaignSpec) -> tuple[Transcript, str]:

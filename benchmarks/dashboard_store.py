@@ -41,9 +41,10 @@ import numpy as np
 from rich.console import Console
 from sqlalchemy import func, select
 
+from audits.campaign_registry import register_campaign
 from audits.campaign_spec import CampaignSpec, campaign_from_dict
 from audits.review import add_review
-from audits.runner import CampaignRunner, _explanation_row, register_campaign, silent_stage
+from audits.runner import CampaignRunner, _explanation_row, silent_stage
 from audits.store import (
     Base,
     SQLAActivation,

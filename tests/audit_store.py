@@ -9,9 +9,10 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
+from audits.campaign_registry import register_campaign
 from audits.campaign_spec import campaign_from_dict
 from audits.review import add_review
-from audits.runner import CampaignRunner, register_campaign
+from audits.runner import CampaignRunner
 from audits.store import SQLAExplanation, SQLAFlag, open_store, upgrade
 from tests.audits.test_runner import GIVEN, campaign
 

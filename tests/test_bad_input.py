@@ -25,9 +25,10 @@ import torch
 import yaml
 from sqlalchemy import MetaData, create_engine, select
 
+from audits.campaign_registry import register_campaign
 from audits.campaign_spec import campaign_from_dict, load_campaign, load_campaign_text
 from audits.review import add_review
-from audits.runner import CampaignRunner, register_campaign
+from audits.runner import CampaignRunner
 from audits.scenario_library import load_library
 from audits.store import open_store, upgrade
 from audits.themes.definitions import themes_dir

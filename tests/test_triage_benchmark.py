@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from audits.campaign_registry import register_campaign
 from audits.campaign_spec import campaign_from_dict
 from audits.campaign_status import campaign_status
-from audits.runner import CampaignRunner, register_campaign
+from audits.runner import CampaignRunner
 from audits.store import open_store
 from audits.themes.rates import flag_frame
 from benchmarks.triage import token_table

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from rich.console import Console
 from rich.text import Text
 
-from nla.pipeline import TokenResult
+if TYPE_CHECKING:
+    from nla.pipeline import TokenResult
 
 FORMATS = {".jsonl": "jsonl", ".parquet": "parquet"}
 

@@ -43,9 +43,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from audits.campaign_registry import register_campaign
 from audits.campaign_spec import campaign_from_dict
 from audits.campaign_status import campaign_status
-from audits.runner import CampaignRunner, Stage, register_campaign
+from audits.runner import CampaignRunner, Stage
 from audits.store import (
     SQLAActivation,
     SQLAExplanation,

@@ -11,9 +11,10 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import event, func, select
 
+from audits.campaign_registry import register_campaign
 from audits.campaign_spec import campaign_from_dict
 from audits.campaign_status import campaign_status
-from audits.runner import CampaignRunner, register_campaign
+from audits.runner import CampaignRunner
 from audits.store import SQLAExplanation, SQLAFlag, SQLAThemeScore, SQLATriageScore, open_store, upgrade
 from audits.themes.rates import condition_vs_control, flag_frame, flag_rates, verdict_counts
 from tests.audits.test_runner import GIVEN, campaign

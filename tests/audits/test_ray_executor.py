@@ -15,8 +15,9 @@ import pytest
 import ray
 from sqlalchemy import select
 
+from audits.campaign_registry import register_campaign
 from audits.campaign_spec import campaign_from_dict
-from audits.runner import CampaignRunner, Stage, register_campaign
+from audits.runner import CampaignRunner, Stage
 from audits.store import SQLAExplanation, SQLARun, open_store, upgrade
 from nla.executors import RAY_INSTALL, Executor, ExecutorError, InProcessExecutor, make_executor, ray_executor
 from tests.audits.test_runner import campaign

@@ -12,9 +12,10 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
+from audits.campaign_registry import register_campaign
 from audits.campaign_spec import campaign_from_dict
 from audits.campaign_status import campaign_status
-from audits.runner import CampaignRunner, register_campaign
+from audits.runner import CampaignRunner
 from audits.store import SQLAActivation, SQLAExplanation, SQLARun, SQLATranscript, open_store, upgrade
 
 SCENARIO = {

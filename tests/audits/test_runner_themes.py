@@ -10,9 +10,10 @@ import pytest
 import torch
 from sqlalchemy import func, select
 
+from audits.campaign_registry import register_campaign
 from audits.campaign_spec import campaign_from_dict
 from audits.errors import SpecError
-from audits.runner import CampaignRunner, register_campaign
+from audits.runner import CampaignRunner
 from audits.store import (
     SQLAActivation,
     SQLAExplanation,

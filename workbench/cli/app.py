@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
 from rich.console import Console
 from rich.text import Text
-from transformers.utils import logging as hf_logging
 
 from nla.errors import NLAError
 from workbench.cli.campaign_commands import campaign_app, demo
@@ -35,7 +35,7 @@ err_console = Console(stderr=True)
 def main() -> None:
     """Run the CLI; bad input, and a file the system cannot read or write, end with one clear message
     and exit code 2."""
-    hf_logging.disable_progress_bar()
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read when transformers loads
     try:
         app(standalone_mode=False)
     except (NLAError, ValueError) as exc:

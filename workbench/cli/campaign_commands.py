@@ -11,17 +11,16 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from audits.campaign_registry import register_campaign
 from audits.campaign_spec import CampaignSpec, load_campaign
 from audits.campaign_status import CampaignStatus, campaign_names, campaign_status
 from audits.errors import SpecError
-from audits.runner import CampaignRunner, register_campaign
 from audits.scenario_library import load_library
 from audits.starters import starter_names, starter_path
 from audits.store import open_store, upgrade
 from audits.themes.definitions import check_theme_ids
 from audits.themes.rates import condition_vs_control, flag_frame, flag_rates, verdict_counts
 from audits.variants import expand_variants
-from nla.executors import make_executor
 from workbench.cli.progress import progress_bar
 
 campaign_app = typer.Typer(no_args_is_help=True, help="Create, run and inspect audit campaigns.")
@@ -70,6 +69,9 @@ def run(
     ] = None,
 ) -> None:
     """Run (or resume) a campaign: only missing work is done."""
+    from audits.runner import CampaignRunner  # torch and the models: loaded only to run
+    from nla.executors import make_executor
+
     with open_store(db) as store, make_executor(executor, address, actors) as pool:
         runner = CampaignRunner(
             store, name, load_library(), stage=lambda stage: progress_bar(err, stage), executor=pool

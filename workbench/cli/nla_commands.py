@@ -3,29 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import torch
 import typer
 from rich.console import Console
 from rich.text import Text
 
-from nla.backends import TransformersBackend
-from nla.checkpoint import export_released, init_nla, load_nla
-from nla.checkpoint.baseline import measure_baseline, store_baseline
-from nla.engine import NLAEngine
-from nla.pipeline import load_target, verbalize_transcript
-from nla.reference import load_reference_texts
 from nla.resolve import DEFAULT_TARGET
 from nla.sampling import SamplingParams
 from nla.transcript import load_transcript, transcript_from_text
 from workbench.cli.progress import progress_bar
 from workbench.results import check_writable, print_results, result_rows, write_rows
 
+if TYPE_CHECKING:
+    import torch
+
 nla_app = typer.Typer(no_args_is_help=True, help="Run and manage Natural Language Autoencoders.")
 console = Console()
 err = Console(stderr=True)
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = ("float32", "bfloat16", "float16")
 
 TargetOpt = Annotated[str, typer.Option(help="Target model: local dir, Hub id, or embedded:<name>.")]
 DtypeOpt = Annotated[str, typer.Option(help="Weights dtype: float32, bfloat16 or float16.")]
@@ -36,7 +32,9 @@ RemoteOpt = Annotated[bool, typer.Option(help="Allow model repositories to run t
 def _dtype(name: str) -> torch.dtype:
     if name not in DTYPES:
         raise ValueError(f"--dtype {name!r}: choose one of {', '.join(DTYPES)}")
-    return DTYPES[name]
+    import torch
+
+    return getattr(torch, name)
 
 
 @nla_app.command()
@@ -78,6 +76,11 @@ def verbalize(
         check_writable(out, force=force)
     chat = transcript_from_text(text) if text is not None else load_transcript(transcript)
     sampling = SamplingParams(temperature, top_p, max_new_tokens, seed)
+    from nla.backends import TransformersBackend  # torch and the models: loaded once the input is good
+    from nla.checkpoint import load_nla
+    from nla.engine import NLAEngine
+    from nla.pipeline import load_target, verbalize_transcript
+
     torch_dtype = _dtype(dtype)
     with console.status("loading target and NLA"):
         tgt = load_target(target, dtype=torch_dtype, device=device, trust_remote_code=trust_remote_code)
@@ -126,6 +129,8 @@ def init_command(
     force: bool = False,
 ) -> None:
     """Build an untrained NLA (AV = base, AR = base truncated to K+1 blocks + identity head)."""
+    from nla.checkpoint import init_nla
+
     if out.exists() and not force:
         raise ValueError(f"{out} already exists; pass --force to overwrite it")
     with console.status("building the untrained NLA"):
@@ -140,6 +145,8 @@ def export_command(
     force: bool = False,
 ) -> None:
     """Merge a compact NLA's adapters into full weights and write the released two-directory format."""
+    from nla.checkpoint import export_released
+
     with console.status("exporting"):
         path = export_released(checkpoint, out, force=force)
     console.print(f"wrote released-format NLA to {path}")
@@ -154,6 +161,11 @@ def baseline_command(
     ] = None,
 ) -> None:
     """Measure the FVE baseline B on reference activations and store it in the NLA's sidecars."""
+    from nla.checkpoint import load_nla
+    from nla.checkpoint.baseline import measure_baseline, store_baseline
+    from nla.pipeline import load_target
+    from nla.reference import load_reference_texts
+
     items = load_reference_texts(texts)
     with console.status("measuring the FVE baseline"):
         nla = load_nla(str(checkpoint))

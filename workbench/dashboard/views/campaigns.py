@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from audits.campaign_registry import register_campaign
 from audits.campaign_spec import CampaignSpec, campaign_from_dict, load_campaign_text
 from audits.campaign_status import CampaignStatus
 from audits.errors import SpecError
-from audits.runner import register_campaign
 from audits.store import Store
 from workbench.dashboard import cached, jobs, queries
 from workbench.dashboard.state import db_url, library, store, themes, untrained_banner

@@ -13,10 +13,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from audits.campaign_registry import register_campaign
 from audits.campaign_spec import CampaignSpec, campaign_from_dict
 from audits.errors import SpecError
 from audits.reports.exports import stream_rows
-from audits.runner import DTYPES, CampaignRunner, register_campaign, variant_transcript
+from audits.runner import DTYPES, CampaignRunner, variant_transcript
 from audits.variants import expand_variants
 from nla.activations import tokenize_transcript
 from nla.errors import NLAError
