@@ -143,8 +143,8 @@ def _cli(*args: str, cwd: Path) -> subprocess.Popen:
 
 def test_resume_after_kill_matches_an_uninterrupted_run(tiny_dirs, tiny_init_dirs, tmp_path: Path) -> None:
     slow = campaign(
-        tiny_dirs, tiny_init_dirs, tokens={"max_per_transcript": 30}, nla={"batch_size": 1},
-        sampling={"max_new_tokens": 24},
+        tiny_dirs, tiny_init_dirs, tokens={"max_per_transcript": 12}, nla={"batch_size": 1},
+        sampling={"max_new_tokens": 16},
     )  # fmt: skip
     (tmp_path / "probe.yaml").write_text(yaml.safe_dump(slow))
     reference, crashed = str(tmp_path / "reference.db"), str(tmp_path / "crashed.db")
