@@ -582,13 +582,16 @@ def _snapshot(root: Path) -> dict[str, str]:
     }
 
 
-# One interpreter imports the CLI once (about 6 s of torch / transformers / pydantic), then forks a child
-# per case that runs the CLI's ``main()`` with the case's argv, cwd and its own stdout / stderr files: the
-# same code path as ``python -m workbench.cli``, checked against it by ``test_forked_cli_matches_python_m``.
+# One interpreter imports the CLI once, with the modules its commands load on first use (about 6 s of
+# torch / transformers / the models' code), then forks a child per case that runs the CLI's ``main()``
+# with the case's argv, cwd and its own stdout / stderr files: the same code path as
+# ``python -m workbench.cli``, checked against it by ``test_forked_cli_matches_python_m``.
 DRIVER = """
 import json, os, sys, traceback
 jobs, out = json.load(sys.stdin), sys.argv[1]
 from workbench.cli.app import main
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # as main() does, before the preloads read it
+import audits.runner, nla.backends, nla.checkpoint.baseline, nla.engine, nla.executors, nla.reference
 
 def child(job):
     os.chdir(job["cwd"])
