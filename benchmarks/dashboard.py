@@ -56,6 +56,8 @@ def main() -> None:
     parser.add_argument("--db", help="an already built store (skips the build)")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
+    if args.db and not Path(args.db).is_file():
+        parser.error(f"--db {args.db}: no such store (leave --db out to build one)")
     streamlit.logger.set_log_level("error")
     logging.disable(logging.WARNING)  # AppTest outside a server warns on every run
     with tempfile.TemporaryDirectory() as tmp:
