@@ -53,6 +53,7 @@ from audits.token_selection import select_tokens, triage_tokens
 from audits.variants import Variant, expand_variants
 from nla.activations import check_context, generate_reply, residual_stream, tokenize_transcript
 from nla.checkpoint import NLA, load_nla
+from nla.dtypes import torch_dtype
 from nla.engine import Explanation
 from nla.errors import TranscriptError
 from nla.executors import EngineSpec, Executor, InProcessExecutor
@@ -60,8 +61,6 @@ from nla.pipeline import Target, load_target
 from nla.sampling import SamplingParams
 from nla.transcript import Message, Transcript
 from nla.triage import ProbeDirection, triage_scores
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 class Stage(Protocol):
@@ -150,7 +149,7 @@ class CampaignRunner:
         if spec.budgets.max_wall_seconds:
             self.deadline = started + spec.budgets.max_wall_seconds
         variants = expand_variants(spec, self.library)
-        dtype = DTYPES[spec.target.dtype]
+        dtype = torch_dtype(spec.target.dtype)
         opts = {
             "dtype": dtype,
             "device": spec.target.device,
@@ -417,7 +416,7 @@ class CampaignRunner:
     def _engine_spec(self) -> EngineSpec:
         target, nla = self.spec.target, self.spec.nla
         return EngineSpec(
-            nla.checkpoint, target.model, nla.layer, DTYPES[target.dtype], target.device,
+            nla.checkpoint, target.model, nla.layer, torch_dtype(target.dtype), target.device,
             target.trust_remote_code, nla.batch_size,
         )  # fmt: skip
 

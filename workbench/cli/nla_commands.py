@@ -3,38 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
+from nla.dtypes import torch_dtype
 from nla.resolve import DEFAULT_TARGET
 from nla.sampling import SamplingParams
 from nla.transcript import load_transcript, transcript_from_text
 from workbench.cli.progress import progress_bar
 from workbench.results import check_writable, print_results, result_rows, write_rows
 
-if TYPE_CHECKING:
-    import torch
-
 nla_app = typer.Typer(no_args_is_help=True, help="Run and manage Natural Language Autoencoders.")
 console = Console()
 err = Console(stderr=True)
-DTYPES = ("float32", "bfloat16", "float16")
 
 TargetOpt = Annotated[str, typer.Option(help="Target model: local dir, Hub id, or embedded:<name>.")]
 DtypeOpt = Annotated[str, typer.Option(help="Weights dtype: float32, bfloat16 or float16.")]
 DeviceOpt = Annotated[str, typer.Option(help="Torch device, e.g. cpu or cuda.")]
 RemoteOpt = Annotated[bool, typer.Option(help="Allow model repositories to run their own code.")]
-
-
-def _dtype(name: str) -> torch.dtype:
-    if name not in DTYPES:
-        raise ValueError(f"--dtype {name!r}: choose one of {', '.join(DTYPES)}")
-    import torch
-
-    return getattr(torch, name)
 
 
 @nla_app.command()
@@ -81,11 +70,11 @@ def verbalize(
     from nla.engine import NLAEngine
     from nla.pipeline import load_target, verbalize_transcript
 
-    torch_dtype = _dtype(dtype)
+    weights_dtype = torch_dtype(dtype, "--dtype")
     with console.status("loading target and NLA"):
-        tgt = load_target(target, dtype=torch_dtype, device=device, trust_remote_code=trust_remote_code)
+        tgt = load_target(target, dtype=weights_dtype, device=device, trust_remote_code=trust_remote_code)
         nla = load_nla(
-            checkpoint, target_ref=target, layer=layer, dtype=torch_dtype, device=device,
+            checkpoint, target_ref=target, layer=layer, dtype=weights_dtype, device=device,
             trust_remote_code=trust_remote_code,
         )  # fmt: skip
         nla.check_target(tgt.model, target)

@@ -17,9 +17,10 @@ from audits.campaign_registry import register_campaign
 from audits.campaign_spec import CampaignSpec, campaign_from_dict
 from audits.errors import SpecError
 from audits.reports.exports import stream_rows
-from audits.runner import DTYPES, CampaignRunner, variant_transcript
+from audits.runner import CampaignRunner, variant_transcript
 from audits.variants import expand_variants
 from nla.activations import tokenize_transcript
+from nla.dtypes import torch_dtype
 from nla.errors import NLAError
 from nla.pipeline import Target, load_target
 from workbench.dashboard import cached, queries
@@ -149,7 +150,7 @@ def explore_form() -> tuple[str, dict[str, Any]] | None:
 @st.cache_resource(max_entries=1, show_spinner="Loading the target model…")
 def target_model(ref: str, dtype: str, device: str, trust_remote_code: bool) -> Target:
     """The target, kept loaded for the next preview."""
-    return load_target(ref, dtype=DTYPES[dtype], device=device, trust_remote_code=trust_remote_code)
+    return load_target(ref, dtype=torch_dtype(dtype), device=device, trust_remote_code=trust_remote_code)
 
 
 def transcript_tokens(spec: CampaignSpec) -> list[dict[str, Any]]:
