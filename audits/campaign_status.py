@@ -15,7 +15,6 @@ from audits.store import (
     SQLAExplanation,
     SQLAFlag,
     SQLARun,
-    SQLATokenPosition,
     SQLATranscript,
     SQLAVariant,
     Store,
@@ -80,13 +79,7 @@ def campaign_status(store: Store, name: str, library: dict[str, Scenario]) -> Ca
                 .group_by(SQLATranscript.status)
             ).all()
         )
-        acts = (
-            select(SQLAActivation.activation_key)
-            .join(SQLATokenPosition, SQLATokenPosition.id == SQLAActivation.token_position_id)
-            .join(SQLATranscript, SQLATranscript.id == SQLATokenPosition.transcript_id)
-            .join(SQLAVariant, SQLAVariant.id == SQLATranscript.variant_id)
-            .where(in_campaign)
-        )
+        acts = select(SQLAActivation.activation_key).where(SQLAActivation.campaign_id == campaign_id)
         n_acts = s.scalar(select(func.count()).select_from(acts.subquery())) or 0
         keys = acts.distinct().cte("campaign_keys")
         runs = s.execute(

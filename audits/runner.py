@@ -356,6 +356,7 @@ class CampaignRunner:
                 blob = vector_to_blob(stream[p])
                 session.add(
                     SQLAActivation(
+                        campaign_id=self.campaign_id,
                         token_position_id=positions[p].id,
                         model_ref=self.spec.target.model,
                         layer=nla.meta.layer,
@@ -374,10 +375,7 @@ class CampaignRunner:
         with self.store.session() as session:
             activations = session.execute(
                 select(SQLAActivation.activation_key, SQLAActivation.vector)
-                .join(SQLATokenPosition, SQLATokenPosition.id == SQLAActivation.token_position_id)
-                .join(SQLATranscript, SQLATranscript.id == SQLATokenPosition.transcript_id)
-                .join(SQLAVariant, SQLAVariant.id == SQLATranscript.variant_id)
-                .where(SQLAVariant.campaign_id == self.campaign_id, SQLAActivation.layer == nla.meta.layer)
+                .where(SQLAActivation.campaign_id == self.campaign_id, SQLAActivation.layer == nla.meta.layer)
                 .order_by(SQLAActivation.id)
             ).all()
             done = session.execute(

@@ -443,7 +443,7 @@ def store_transcript_activations(
             session,
             SQLAActivation,
             [
-                {"token_position_id": ids[p], "model_ref": runner.spec.target.model, "layer": LAYER,
+                {"campaign_id": runner.campaign_id, "token_position_id": ids[p], "model_ref": runner.spec.target.model, "layer": LAYER,
                  "activation_key": activation_key(b), "d_model": D_MODEL, "norm": float(np.linalg.norm(v)),
                  "vector": b, "selection": "cap"}
                 for p, b, v in zip(chosen, blobs, vectors, strict=True)

@@ -153,7 +153,7 @@ def costs(store: Store, campaign: str, checkpoint: str) -> tuple[float, float, f
     library = load_library()
     spec = load_campaign(starter_path("starter"), library)
     campaign_id = campaign_id_of(store, campaign)
-    in_campaign = SQLAActivation.token_position_id.in_(campaign_tokens(campaign_id))
+    in_campaign = SQLAActivation.campaign_id == campaign_id
     with store.session() as s:
         provenance = s.scalar(
             select(SQLARun.provenance_json)

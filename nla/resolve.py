@@ -138,7 +138,11 @@ def load_causal_lm(
     location = resolve_model_location(ref)
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            location, dtype=dtype or torch.float32, trust_remote_code=trust_remote_code, use_safetensors=True, **overrides
+            location,
+            dtype=dtype or torch.float32,
+            trust_remote_code=trust_remote_code,
+            use_safetensors=True,
+            **overrides,
         )
     except (OSError, ValueError) as exc:
         raise ModelResolutionError(f"cannot load model {ref!r}: {exc}") from exc

@@ -32,7 +32,7 @@ XSS = {
 }
 
 
-def _xss_campaign(tiny_dirs: dict[str, Path], nla_dir: Path, name: str, **overrides: dict) -> dict:
+def xss_campaign(tiny_dirs: dict[str, Path], nla_dir: Path, name: str, **overrides: dict) -> dict:
     """The XSS scenario audited with the NLA in ``nla_dir``; ``overrides`` update its sections."""
     sections = {
         "themes": ["evaluation_awareness", "deception"], "sampling": {"temperature": 0.0, "max_new_tokens": 40},
@@ -48,7 +48,7 @@ def build_audit_store(db: Path | str, tiny_dirs: dict[str, Path], taught_dir: Pa
     return it as a string."""
     db = str(db)
     upgrade(db)
-    data = _xss_campaign(tiny_dirs, taught_dir, "xss")
+    data = xss_campaign(tiny_dirs, taught_dir, "xss")
     with open_store(db) as store:
         register_campaign(store, campaign_from_dict(data, {}))
         CampaignRunner(store, "xss", {}).run()
@@ -68,8 +68,8 @@ def add_comparison_campaigns(
     a theme, stopped by its budget of 6 vectors (of 9) and given a wall-time budget; and ``drift``, whose
     NLA directory ``drift_dir`` held the calm NLA for its first run and the taught one for its second
     (one campaign, two checkpoints; 10 tokens per transcript, one sample)."""
-    calm = _xss_campaign(tiny_dirs, calm_dir, "xss-calm", budgets={"max_vectors": 6, "max_wall_seconds": 600})
-    drift = _xss_campaign(tiny_dirs, drift_dir, "drift", tokens={"roles": ["user", "assistant"], "max_per_transcript": 10},
+    calm = xss_campaign(tiny_dirs, calm_dir, "xss-calm", budgets={"max_vectors": 6, "max_wall_seconds": 600})
+    drift = xss_campaign(tiny_dirs, drift_dir, "drift", tokens={"roles": ["user", "assistant"], "max_per_transcript": 10},
                           sampling={"samples": 1})  # fmt: skip
     shutil.copytree(calm_dir, drift_dir)
     with open_store(db) as store:

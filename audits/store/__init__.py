@@ -1,6 +1,6 @@
 """The audit store: SQL tables (SQLite by default, PostgreSQL by URL), migrations and helpers."""
 
-from audits.store.db import Store, check_schema, insert_ignore, open_store
+from audits.store.db import Store, add_counts, check_schema, insert_ignore, insert_new, open_store
 from audits.store.errors import StoreError
 from audits.store.keys import canonical_json, json_key
 from audits.store.migrate import current_revision, downgrade, head_revision, upgrade
@@ -10,6 +10,7 @@ from audits.store.orm import (
     SQLACampaign,
     SQLAExplanation,
     SQLAFlag,
+    SQLAFlagTally,
     SQLAMessage,
     SQLAReview,
     SQLARun,
@@ -28,6 +29,7 @@ __all__ = [
     "SQLACampaign",
     "SQLAExplanation",
     "SQLAFlag",
+    "SQLAFlagTally",
     "SQLAMessage",
     "SQLAReview",
     "SQLARun",
@@ -40,6 +42,7 @@ __all__ = [
     "Store",
     "StoreError",
     "activation_key",
+    "add_counts",
     "blob_to_vector",
     "canonical_json",
     "check_schema",
@@ -47,6 +50,7 @@ __all__ = [
     "downgrade",
     "head_revision",
     "insert_ignore",
+    "insert_new",
     "json_key",
     "open_store",
     "upgrade",

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Table
+from sqlalchemy import Column, Engine, Row, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
@@ -81,12 +81,42 @@ def insert_ignore(session: Session, table: type[Base] | Table, rows: list[dict[s
     so re-running a half-finished job resumes without duplicates or errors. Only uniqueness
     conflicts are skipped: a missing foreign key or NULL in a required column still raises.
     """
+    target = _table(table)
+    return len(insert_new(session, target, rows, *target.primary_key.columns))
+
+
+def insert_new(
+    session: Session, table: type[Base] | Table, rows: list[dict[str, Any]], *returning: Column
+) -> list[Row]:
+    """:func:`insert_ignore`, returning the ``returning`` columns of the rows actually inserted."""
     if not rows:
-        return 0
-    target = table if isinstance(table, Table) else table.__table__
+        return []
+    statement = _insert(session, _table(table)).on_conflict_do_nothing().returning(*returning)
+    return list(session.execute(statement, rows).all())
+
+
+def add_counts(
+    session: Session, table: type[Base] | Table, rows: list[dict[str, Any]], key: list[str], count: str
+) -> None:
+    """Add each row's ``count`` to the stored row with the same ``key`` columns (a unique key of
+    ``table``), inserting the rows not stored yet: one ``INSERT ... ON CONFLICT DO UPDATE``, atomic
+    per row on both backends, so concurrent writers never lose an increment."""
+    if not rows:
+        return
+    target = _table(table)
+    statement = _insert(session, target)
+    statement = statement.on_conflict_do_update(
+        index_elements=key, set_={count: target.c[count] + statement.excluded[count]}
+    )
+    session.execute(statement, rows)
+
+
+def _table(table: type[Base] | Table) -> Table:
+    return table if isinstance(table, Table) else table.__table__
+
+
+def _insert(session: Session, table: Table):
     dialect = session.get_bind().dialect.name
     if dialect not in _INSERTS:
-        raise StoreError(f"insert_ignore supports SQLite and PostgreSQL, not {dialect}")
-    key = list(target.primary_key.columns)
-    statement = _INSERTS[dialect](target).on_conflict_do_nothing().returning(*key)
-    return len(session.execute(statement, rows).all())
+        raise StoreError(f"bulk writes support SQLite and PostgreSQL, not {dialect}")
+    return _INSERTS[dialect](table)

@@ -178,9 +178,13 @@ class SQLAActivation(Base):
     __table_args__ = (
         UniqueConstraint("token_position_id", "model_ref", "layer"),
         CheckConstraint(_in("selection", SELECTIONS), name="selection"),
+        Index(None, "campaign_id", "layer", "activation_key"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    """The campaign of the token's transcript, stored again here so a campaign's distinct vectors are
+    one index range (the status and the runner read them without joining every token)."""
     token_position_id: Mapped[int] = mapped_column(ForeignKey("token_positions.id"))
     model_ref: Mapped[str] = mapped_column(String)
     layer: Mapped[int]
@@ -204,7 +208,11 @@ class SQLAExplanation(Base):
             "sample_index",
             name="uq_explanations__content_address",
         ),
-    )
+        Index(
+            "ix_explanations__status_by_address",
+            "checkpoint_id", "sampling_key", "activation_key", "sample_index", "status",
+        ),
+    )  # fmt: skip
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
@@ -317,6 +325,34 @@ class SQLAFlag(Base):
     visible_message_index: Mapped[int | None]
     visible_evidence: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SQLAFlagTally(Base):
+    """How many of a campaign's verdicts on one transcript share a rule (theme version, rule key), a
+    checkpoint and an outcome. Written in the same transaction as the verdicts it counts (only the
+    rows actually inserted), so flag rates read a few hundred tallies instead of every verdict."""
+
+    __tablename__ = "flag_tallies"
+    __table_args__ = (
+        UniqueConstraint(
+            "campaign_id", "transcript_id", "theme_id", "theme_version", "rule_key", "checkpoint_id", "raised",
+            "low_fidelity", "in_reply", "in_prompt", name="uq_flag_tallies__cell",
+        ),
+    )  # fmt: skip
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    transcript_id: Mapped[int] = mapped_column(ForeignKey("transcripts.id"))
+    theme_id: Mapped[str] = mapped_column(String)
+    theme_version: Mapped[int]
+    rule_key: Mapped[str] = mapped_column(SHA256_HEX)
+    checkpoint_id: Mapped[str] = mapped_column(String)
+    raised: Mapped[bool]
+    low_fidelity: Mapped[bool]
+    in_reply: Mapped[bool]
+    in_prompt: Mapped[bool]
+    count: Mapped[int]
+    """Verdicts with exactly these values."""
 
 
 class SQLAReview(Base):

@@ -6,10 +6,11 @@ whose every selected activation has all its samples explained, so a verdict is f
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Select, select
+from sqlalchemy import Row, Select, select
 from sqlalchemy.orm import Session
 
 from audits.errors import SpecError
@@ -17,14 +18,15 @@ from audits.store import (
     SQLAActivation,
     SQLAExplanation,
     SQLAFlag,
+    SQLAFlagTally,
     SQLAMessage,
     SQLAThemeDefinition,
     SQLAThemeScore,
     SQLATokenPosition,
-    SQLATranscript,
-    SQLAVariant,
     Store,
+    add_counts,
     insert_ignore,
+    insert_new,
 )
 from audits.themes.definitions import Theme
 from audits.themes.detectors.base import Detector
@@ -79,12 +81,8 @@ def register_themes(store: Store, themes: Sequence[Theme]) -> None:
 
 
 def _campaign_activations(job: ThemeJob) -> Select:
-    return (
-        select(SQLAActivation.activation_key)
-        .join(SQLATokenPosition, SQLATokenPosition.id == SQLAActivation.token_position_id)
-        .join(SQLATranscript, SQLATranscript.id == SQLATokenPosition.transcript_id)
-        .join(SQLAVariant, SQLAVariant.id == SQLATranscript.variant_id)
-        .where(SQLAVariant.campaign_id == job.campaign_id, SQLAActivation.layer == job.layer)
+    return select(SQLAActivation.activation_key).where(
+        SQLAActivation.campaign_id == job.campaign_id, SQLAActivation.layer == job.layer
     )
 
 
@@ -151,9 +149,7 @@ def flaggable_transcripts(store: Store, job: ThemeJob) -> list[int]:
         activations = session.execute(
             select(SQLATokenPosition.transcript_id, SQLAActivation.activation_key)
             .join(SQLAActivation, SQLAActivation.token_position_id == SQLATokenPosition.id)
-            .join(SQLATranscript, SQLATranscript.id == SQLATokenPosition.transcript_id)
-            .join(SQLAVariant, SQLAVariant.id == SQLATranscript.variant_id)
-            .where(SQLAVariant.campaign_id == job.campaign_id, SQLAActivation.layer == job.layer)
+            .where(SQLAActivation.campaign_id == job.campaign_id, SQLAActivation.layer == job.layer)
         ).all()
         counts: dict[str, int] = {}
         for key in session.scalars(
@@ -188,7 +184,8 @@ def flaggable_transcripts(store: Store, job: ThemeJob) -> list[int]:
 
 
 def flag_transcript(store: Store, job: ThemeJob, transcript_id: int) -> int:
-    """Write every theme's verdicts for one transcript in one transaction; return how many were new."""
+    """Write every theme's verdicts for one transcript, and the tallies of the new ones, in one
+    transaction; return how many were new."""
     with store.session() as session:
         tokens = _token_evidence(session, job, transcript_id)
         messages = session.execute(
@@ -205,7 +202,25 @@ def flag_transcript(store: Store, job: ThemeJob, transcript_id: int) -> int:
                 _flag_row(job, theme, v, tokens[v.token_position_id].activation_key, seen[theme.id])
                 for v in judge_tokens(evidence, theme, thresholds)
             )
-        return insert_ignore(session, SQLAFlag, rows)
+        new = insert_new(session, SQLAFlag, rows, *(SQLAFlag.__table__.c[c] for c in TALLIED))
+        add_counts(session, SQLAFlagTally, _tallies(job.campaign_id, transcript_id, new), TALLY_KEY, "count")
+        return len(new)
+
+
+TALLIED = ("theme_id", "theme_version", "rule_key", "checkpoint_id", "raised", "low_fidelity", "in_reply",
+           "in_prompt")  # fmt: skip
+"""The verdict columns a tally groups by (within one campaign and transcript)."""
+TALLY_KEY = ["campaign_id", "transcript_id", *TALLIED]
+
+
+def _tallies(campaign_id: int, transcript_id: int, verdicts: list[Row]) -> list[dict]:
+    """One tally row per distinct ``TALLIED`` values among ``verdicts``, with how many share them."""
+    counted = Counter(tuple(v) for v in verdicts)
+    return [
+        {"campaign_id": campaign_id, "transcript_id": transcript_id, **dict(zip(TALLIED, values, strict=True)),
+         "count": n}
+        for values, n in counted.items()
+    ]  # fmt: skip
 
 
 _Scores = dict[tuple[str, int, str], tuple[float, str | None]]

@@ -19,6 +19,7 @@ from audits.store import (
     SQLACampaign,
     SQLAExplanation,
     SQLAFlag,
+    SQLAFlagTally,
     SQLAThemeDefinition,
     SQLATokenPosition,
     SQLATranscript,
@@ -70,14 +71,13 @@ def current_rules(store: Store, campaign_id: int) -> list[tuple[str, int, str]]:
         return [tuple(row) for row in rows.all()]
 
 
-def is_current(rules: list[tuple[str, int, str]]) -> ColumnElement[bool]:
-    """SQL condition: a flag row belongs to one of ``rules``."""
+def is_current(
+    rules: list[tuple[str, int, str]], table: type[SQLAFlag] | type[SQLAFlagTally] = SQLAFlag
+) -> ColumnElement[bool]:
+    """SQL condition: a flag (or tally) row belongs to one of ``rules``."""
     return or_(
         false(),
-        *(
-            and_(SQLAFlag.theme_id == t, SQLAFlag.theme_version == v, SQLAFlag.rule_key == r)
-            for t, v, r in rules
-        ),
+        *(and_(table.theme_id == t, table.theme_version == v, table.rule_key == r) for t, v, r in rules),
     )
 
 
@@ -113,21 +113,25 @@ def flag_frame(store: Store, campaign: str, *, raised_only: bool = False) -> pd.
     return _labelled(frame)
 
 
-def verdict_counts(store: Store, campaign: str) -> pd.DataFrame:
-    """The current verdicts of a campaign counted in SQL per (variant, transcript, theme, raised,
-    low-fidelity, visibility), with a ``weight`` column: ``flag_rates`` gives the same numbers from
-    this as from ``flag_frame``, reading a few hundred rows instead of one per token and theme."""
+def verdict_counts(store: Store, campaign: str, checkpoint: str | None = None) -> pd.DataFrame:
+    """The current verdicts of a campaign (made with ``checkpoint`` when given) counted per (variant,
+    transcript, theme, raised, low-fidelity, visibility), with a ``weight`` column: ``flag_rates``
+    gives the same numbers from this as from ``flag_frame``. Read from the flag tallies the runner
+    keeps beside its verdicts: a few hundred rows instead of one per token and theme."""
     campaign_id = campaign_id_of(store, campaign)
-    rules = current_rules(store, campaign_id)
-    group = (SQLATokenPosition.transcript_id, SQLAFlag.theme_id, SQLAFlag.raised, SQLAFlag.low_fidelity,
-             SQLAFlag.in_reply, SQLAFlag.in_prompt)  # fmt: skip
-    counted = (
-        select(*group, func.count().label("weight"))
-        .join(SQLATokenPosition, SQLATokenPosition.id == SQLAFlag.token_position_id)
-        .where(SQLAFlag.campaign_id == campaign_id, is_current(rules))
-        .group_by(*group)
-        .subquery()
+    tally = SQLAFlagTally
+    group = (
+        tally.transcript_id,
+        tally.theme_id,
+        tally.raised,
+        tally.low_fidelity,
+        tally.in_reply,
+        tally.in_prompt,
     )
+    where = [tally.campaign_id == campaign_id, is_current(current_rules(store, campaign_id), tally)]
+    if checkpoint is not None:
+        where.append(tally.checkpoint_id == checkpoint)
+    counted = select(*group, func.sum(tally.count).label("weight")).where(*where).group_by(*group).subquery()
     query = (
         select(
             counted, SQLAVariant.variant_key, SQLAVariant.scenario_id, SQLAVariant.is_control,
@@ -200,9 +204,11 @@ def flag_rates(
         n = out["n"].to_numpy()
         out[f"rate{suffix}"] = np.where(n > 0, k / np.maximum(n, 1), np.nan)
         out[f"low{suffix}"], out[f"high{suffix}"] = wilson_interval(k, n, confidence)
-    out["excluded_low_fidelity"] = [
-        int(excluded.get(tuple(row), 0)) if not include_low_fidelity else 0 for row in out[CELL].to_numpy()
-    ]
+    if include_low_fidelity:
+        out["excluded_low_fidelity"] = 0
+    else:
+        out = out.merge(excluded.rename("excluded_low_fidelity").reset_index(), on=CELL, how="left")
+        out["excluded_low_fidelity"] = out["excluded_low_fidelity"].fillna(0).astype(int)
     return out[columns]
 
 

@@ -29,7 +29,9 @@ def truncated_config(config: PretrainedConfig, n_layers: int) -> PretrainedConfi
 
 
 def fingerprint(*dirs: Path) -> str:
-    """A short content hash of a checkpoint's small files (sidecars, configs, heads, adapters)."""
+    """A short content hash of a checkpoint: its small files (sidecars, configs, heads, adapters) whole,
+    other files (full weights, GBs) by name, size and ``SAMPLED_BLOCKS`` blocks spread over them, so
+    two retrained weight files of one size get different ids without reading them in full."""
     h = hashlib.sha256()
     for d in dirs:
         for path in sorted(d.iterdir()):
@@ -38,4 +40,22 @@ def fingerprint(*dirs: Path) -> str:
                 h.update(path.read_bytes())
             elif path.is_file():
                 h.update(f"{path.name}:{path.stat().st_size}".encode())
+                h.update(_sampled(path))
     return h.hexdigest()[:12]
+
+
+SAMPLED_BLOCKS, BLOCK = 64, 1 << 16
+
+
+def _sampled(path: Path) -> bytes:
+    """A file's bytes if small, else ``SAMPLED_BLOCKS`` evenly spaced blocks, first and last included
+    (a safetensors file's header, with every tensor's name and shape, is in the first)."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        if size <= SAMPLED_BLOCKS * BLOCK:
+            return f.read()
+        blocks = []
+        for i in range(SAMPLED_BLOCKS):
+            f.seek(i * (size - BLOCK) // (SAMPLED_BLOCKS - 1))
+            blocks.append(f.read(BLOCK))
+        return b"".join(blocks)

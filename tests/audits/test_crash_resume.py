@@ -16,7 +16,7 @@ asserts which stages were hit. The child scores themes in chunks of 8 explanatio
 (``SCORE_CHUNK`` is a module constant), so the theme-score stage has several commits to fall between.
 
 After every kill the store must be a consistent subset of the reference (no duplicates, no orphans,
-every unit whole); after the last resume it must equal the reference, table by table; killed runs are
+every unit whole, flag tallies equal to the verdicts they count); after the last resume it must equal the reference, table by table; killed runs are
 ``running`` until the next run starts and marks them ``interrupted`` (the runner's documented rule).
 
 ``python -m tests.audits.test_crash_resume DB LOG`` starts the warm parent that forks the children
@@ -60,6 +60,7 @@ from audits.store import (
     open_store,
     upgrade,
 )
+from tests.audits.test_campaign_counts import counted_verdicts, misplaced_activations, stored_tallies
 from tests.audits.test_runner import campaign
 
 NAME = "crash"
@@ -396,6 +397,10 @@ def assert_no_orphans(url: str, *, finished: bool) -> None:
                 SQLATranscript.id.not_in(select(SQLATokenPosition.transcript_id)),
             )
         found = {name: s.scalar(query) for name, query in checks.items()}
+        found["activation outside its transcript's campaign"] = misplaced_activations(store)
+        found["flag tallies that disagree with the verdicts"] = stored_tallies(store) != counted_verdicts(
+            store
+        )
     assert not any(found.values()), found
 
 

@@ -67,6 +67,7 @@ TABLES = {
     "theme_scores",
     "triage_scores",
     "flags",
+    "flag_tallies",
 }
 BAD_URL = "postgresql://u:secret@127.0.0.1:1/x"
 
@@ -323,9 +324,11 @@ def test_activation_vector_stored_exactly(store: Store) -> None:
     vector = np.random.default_rng(0).standard_normal(3584).astype(np.float32)
     blob = vector_to_blob(vector)
     with store.session() as session:
-        token = _token(session, session.get(SQLARun, _run_id(session)).campaign_id)
+        campaign_id = session.get(SQLARun, _run_id(session)).campaign_id
+        token = _token(session, campaign_id)
         session.add(
             SQLAActivation(
+                campaign_id=campaign_id,
                 token_position_id=token.id,
                 model_ref="m",
                 layer=20,

@@ -12,6 +12,7 @@ from safetensors.torch import save_file
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from nla.checkpoint import export_released, load_nla, save_compact, save_released
+from nla.checkpoint.layout import BLOCK, SAMPLED_BLOCKS, fingerprint
 from nla.errors import CheckpointError
 from nla.reference import reference_vectors
 from nla.sampling import SamplingParams
@@ -194,3 +195,21 @@ def test_pickled_weights_are_not_loaded(tiny_dirs, tmp_path: Path) -> None:
     )  # an old-style pickle checkpoint
     with pytest.raises(ModelResolutionError, match="cannot load model"):
         load_causal_lm(str(tmp_path / "pickled"))
+
+
+@pytest.mark.parametrize("size", [1000, SAMPLED_BLOCKS * BLOCK * 3])
+def test_fingerprint_tells_weight_files_of_one_size_apart(tmp_path: Path, size: int) -> None:
+    """A retrained full-weight file has the size of the old one: the checkpoint id still changes,
+    whether the file is read whole (small) or by sampled blocks (large, changed inside one)."""
+    weights = bytearray(size)
+    large = size > SAMPLED_BLOCKS * BLOCK
+    changed = 7 * (size - BLOCK) // (SAMPLED_BLOCKS - 1) + 5 if large else size // 2  # in the 8th block read
+    ids = set()
+    for byte in (0, 1):
+        d = tmp_path / f"ckpt{byte}"
+        d.mkdir()
+        (d / "nla_meta.yaml").write_text("layer: 2\n")
+        weights[changed] = byte
+        (d / "model.safetensors").write_bytes(bytes(weights))
+        ids.add(fingerprint(d))
+    assert len(ids) == 2

@@ -15,6 +15,7 @@ from sqlalchemy import update
 from audits.store import SQLAFlag, open_store, upgrade
 from audits.themes.rates import condition_vs_control, flag_frame, flag_rates, verdict_counts
 from tests.audit_store import build_audit_store
+from tests.audits.test_campaign_counts import recount_tallies
 from tests.tiny_models import build_llama
 
 
@@ -130,6 +131,8 @@ def flagged_db(tiny_dirs, tiny_taught_dir, tmp_path_factory: pytest.TempPathFact
     with open_store(str(db)) as store, store.session() as s:
         s.execute(update(SQLAFlag).where(SQLAFlag.id % 3 != 0).values(low_fidelity=False, fve=0.9))
         s.execute(update(SQLAFlag).where(SQLAFlag.id % 3 == 1).values(in_prompt=True))
+    with open_store(str(db)) as store:
+        recount_tallies(store)  # the edit went around the runner, which keeps the tallies
     return db
 
 

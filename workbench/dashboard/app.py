@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from workbench.dashboard.state import db_url
+from workbench.dashboard.state import PAGE, db_url
 
 st.set_page_config(page_title="NLA Audit Workbench", page_icon=":material/troubleshoot:", layout="wide")
 
@@ -25,5 +25,6 @@ PAGES = {
 }  # fmt: skip
 
 page = st.navigation(PAGES)
+st.session_state[PAGE] = page.url_path
 st.sidebar.caption(f"Store: `{db_url()}`")
 page.run()

@@ -10,7 +10,6 @@ from sqlalchemy import func, select
 
 from audits.campaign_status import CampaignStatus
 from audits.campaign_status import campaign_status as read_status
-from audits.scenario_library import load_library
 from audits.store import (
     SQLAActivation,
     SQLACampaign,
@@ -22,6 +21,7 @@ from audits.store import (
     Store,
 )
 from workbench.dashboard import queries
+from workbench.dashboard.state import library
 
 Version = tuple[object, ...]
 
@@ -77,7 +77,7 @@ def raised_flags(store: Store, campaign: str) -> pd.DataFrame:
 
 @st.cache_data(ttl=3600, max_entries=32, show_spinner=False)
 def _status(_store: Store, url: str, version: Version, campaign: str) -> CampaignStatus:
-    return read_status(_store, campaign, load_library())
+    return read_status(_store, campaign, library())
 
 
 def campaign_status(store: Store, campaign: str) -> CampaignStatus:

@@ -346,10 +346,8 @@ def checkpoint_rates(
 ) -> pd.DataFrame:
     """Flag rates of a campaign's verdicts made with one NLA checkpoint (for a campaign whose runs used
     several), by the same ``flag_rates`` as :func:`campaign_rates`."""
-    frame = flag_frame(store, campaign)
-    return flag_rates(
-        frame[frame["checkpoint_id"] == checkpoint], include_low_fidelity=include_low_fidelity, unit=unit
-    )
+    counts = verdict_counts(store, campaign, checkpoint)
+    return flag_rates(counts, include_low_fidelity=include_low_fidelity, unit=unit)
 
 
 def arm_intervals(compared: pd.DataFrame, rates: pd.DataFrame) -> pd.DataFrame:

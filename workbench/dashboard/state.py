@@ -70,22 +70,35 @@ def pick_campaign(s: Store) -> str:
         )
         st.page_link("views/campaigns.py", label="Go to Campaigns", icon=":material/folder_open:")
         st.stop()
-    return st.sidebar.selectbox(
-        "Campaign", names, key="campaign", bind="query-params", persist_state="session"
-    )
+    return campaign_select(names)
+
+
+PAGE = "current_page"
+"""Session key of the page being run (set by the entry script)."""
+
+
+def campaign_select(names: list[str]) -> str:
+    """The sidebar campaign selectbox (``?campaign=``)."""
+    return linked_select("Campaign", names, "campaign", str, st.sidebar)
 
 
 def linked_select(
     label: str, options: list[Any], key: str, format_func: Callable[[Any], str], where=st
 ) -> Any:
     """A selectbox over ids whose query parameter ``key`` holds the id itself (a bound widget would put
-    the formatted label in the URL): the URL's id picks the initial value, a change updates the URL."""
-    wanted = st.query_params.get(key)
+    the formatted label in the URL, and fall back to its default on a page switch): the URL's id picks
+    the initial value, else this session's last choice (the sidebar's page links drop the URL's query);
+    a change updates the URL."""
+    remembered, owner = f"last_{key}", f"page_of_{key}"
+    if st.session_state.get(owner) != st.session_state.get(PAGE):
+        st.session_state.pop(key, None)  # another page's widget state, which this page's widget ignores
+    st.session_state[owner] = st.session_state.get(PAGE)
+    wanted = st.query_params.get(key, st.session_state.get(remembered))
     ids = [str(option) for option in options]
     index = ids.index(wanted) if key not in st.session_state and wanted in ids else 0
     value = where.selectbox(label, options, index=index, key=key, format_func=format_func)
     if value is not None:
-        st.query_params[key] = str(value)
+        st.query_params[key] = st.session_state[remembered] = str(value)
     return value
 
 

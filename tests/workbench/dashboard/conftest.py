@@ -4,7 +4,6 @@ test so tests that write reviews or campaigns do not see each other."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -31,11 +30,7 @@ def tiny_calm_dir(tiny_init_dirs, tmp_path_factory) -> Path:
     """A tiny llama NLA taught to explain every vector with a sentence of no audit theme."""
     nla = load_nla(str(tiny_init_dirs["llama"]))
     teach_av(nla, CALM)
-    saved = save_released(nla, tmp_path_factory.mktemp("calm") / "calm")
-    # A checkpoint's id hashes its small files and only the sizes of its weights: note what this one was
-    # taught, so that it is not the same checkpoint as the taught NLA, which differs in AV weights alone.
-    (saved / "av" / "taught.json").write_text(json.dumps({"explanation": CALM}))
-    return saved
+    return save_released(nla, tmp_path_factory.mktemp("calm") / "calm")
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,12 @@
 """The dashboard in a real browser: ``nla-workbench dashboard`` serves it on loopback, Debian's
-Chromium (driven by playwright) loads every page, performs one review, and finds no error box and no
-live payload. Screenshots go to ``test-artifacts/dashboard/`` (``NLA_WORKBENCH_ARTIFACTS`` moves them)."""
+Chromium (driven by playwright) loads every page, moves between pages by the sidebar, performs one
+review, and finds no error box and no live payload. Screenshots go to ``test-artifacts/dashboard/``
+(``NLA_WORKBENCH_ARTIFACTS`` moves them)."""
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -17,8 +19,11 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 from sqlalchemy import select
 
+from audits.campaign_registry import register_campaign
+from audits.campaign_spec import campaign_from_dict
 from audits.reports.render import CHROMIUM_FLAGS, chromium
 from audits.store import SQLAReview, open_store
+from tests.audit_store import xss_campaign
 
 ROOT = Path(__file__).resolve().parents[3]
 ARTIFACTS = Path(os.environ.get("NLA_WORKBENCH_ARTIFACTS", ROOT / "test-artifacts")) / "dashboard"
@@ -75,7 +80,9 @@ def _open(page: Page, url: str, name: str, query: str = "campaign=xss") -> None:
     expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=60_000)  # the script finished
 
 
-def test_every_page_loads_in_chromium_and_a_review_is_recorded(server: str, page: Page, dash_db: str) -> None:
+def test_every_page_loads_in_chromium_and_a_review_is_recorded(
+    server: str, page: Page, dash_db: str, tiny_dirs: dict[str, Path], tiny_taught_dir: Path
+) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for name in PAGES:
         _open(page, server, name)
@@ -84,6 +91,15 @@ def test_every_page_loads_in_chromium_and_a_review_is_recorded(server: str, page
         expect(page.locator("[data-testid=stAlertContentError]")).to_have_count(0)
         assert page.locator("img[src=x], script:has-text('xss')").count() == 0  # payloads never live
         page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    with open_store(dash_db) as store:  # a newer campaign is the default pick: xss must be carried along
+        register_campaign(store, campaign_from_dict(xss_campaign(tiny_dirs, tiny_taught_dir, "newer"), {}))
+    _open(page, server, "campaigns")
+    for name in ("Triage", "Compare", "Campaigns"):  # in-app navigation keeps the chosen campaign
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name=name, exact=True).click()
+        expect(page.get_by_role("heading", name=name, exact=True)).to_be_visible(timeout=60_000)
+        expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=60_000)
+        expect(page).to_have_url(re.compile(r"[?&]campaign=xss\b"))
+        expect(page.get_by_test_id("stException")).to_have_count(0)
     _open(page, server, "transcript")
     expect(page.get_by_text("<script>alert('xss')</script>", exact=False).first).to_be_visible()
     expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible()

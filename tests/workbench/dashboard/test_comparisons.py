@@ -4,23 +4,11 @@ triage table's paging bound to the URL (a link opens its page; the browser write
 
 from __future__ import annotations
 
-from streamlit.testing.v1 import AppTest
-
 from audits.campaign_status import campaign_status
 from audits.store import open_store
 from audits.themes.rates import flag_frame
 from tests.workbench.dashboard.test_pages import page
 from workbench.dashboard import queries
-
-
-def _settled(name: str, **params: str) -> AppTest:
-    """``page`` run once more: under AppTest the first run after ``switch_page`` reads the default
-    campaign (the newest) while the sidebar shows the URL's, which only a store with several campaigns
-    reveals; the next run reads the URL's."""
-    at = page(name, **params)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def _metrics(at) -> dict[str, str]:
@@ -54,7 +42,7 @@ def _side_by_side(at) -> dict[str, list[float]]:
 def test_compare_puts_two_campaigns_side_by_side(compare_db: str) -> None:
     store = open_store(compare_db)
     taught, calm = _arm(store, "xss"), _arm(store, "xss-calm")
-    at = _settled("compare", campaign="xss", low_fidelity="true", against=calm)
+    at = page("compare", campaign="xss", low_fidelity="true", against=calm)  # not the default campaign
     assert not at.error and not at.warning, [e.value for e in [*at.error, *at.warning]]
     assert (at.selectbox(key="arm").value, at.selectbox(key="against").value) == (taught, calm)
     captions = " ".join(c.value for c in at.caption)

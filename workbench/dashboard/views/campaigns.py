@@ -11,7 +11,7 @@ from audits.campaign_status import CampaignStatus
 from audits.errors import SpecError
 from audits.store import Store
 from workbench.dashboard import cached, jobs, queries
-from workbench.dashboard.state import db_url, library, store, themes, untrained_banner
+from workbench.dashboard.state import campaign_select, db_url, library, store, themes, untrained_banner
 from workbench.dashboard.text import md_escape
 
 st.title("Campaigns")
@@ -161,9 +161,7 @@ names = table["campaign"].tolist()
 if names:
     if st.session_state.get("select_campaign") in names:
         st.session_state["campaign"] = st.session_state.pop("select_campaign")
-    chosen = st.sidebar.selectbox(
-        "Campaign", names, key="campaign", bind="query-params", persist_state="session"
-    )
+    chosen = campaign_select(names)
     details(chosen)
 st.subheader("New campaign", anchor=False)
 by_form, by_yaml = st.tabs(["From a form", "From a YAML file"])
