@@ -113,6 +113,26 @@ class SQLARun(Base):
     executor: Mapped[str] = mapped_column(String)
 
 
+class SQLARunLease(Base):
+    """The live runner of a campaign: at most one row per campaign, taken atomically when a run opens
+    (an ``INSERT ... ON CONFLICT DO NOTHING`` on the primary key), refreshed while it works and deleted
+    when it closes. A row whose holder died (its pid is gone on this host, or no heartbeat for
+    ``audits.store.leases.STALE_AFTER``) may be taken over; see ``audits.store.leases``."""
+
+    __tablename__ = "run_leases"
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(32))
+    """A random id of the holding runner (one per run attempt)."""
+    host: Mapped[str] = mapped_column(String)
+    pid: Mapped[int]
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    """The holder's run, once its row exists."""
+    acquired_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    """Last sign of life, by the database server's clock (so hosts with skewed clocks agree)."""
+
+
 class SQLAVariant(Base):
     """One expanded scenario variant of a campaign (a cell of its factorial design)."""
 

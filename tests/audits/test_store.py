@@ -56,6 +56,7 @@ from tests.postgres_server import PostgresServer
 TABLES = {
     "campaigns",
     "runs",
+    "run_leases",
     "variants",
     "transcripts",
     "messages",
