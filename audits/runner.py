@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 import torch
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, select
 
 from audits.campaign_registry import load_campaign_spec
 from audits.campaign_spec import CampaignSpec
@@ -37,6 +37,7 @@ from audits.store import (
     json_key,
     vector_to_blob,
 )
+from audits.store.leases import CampaignLease
 from audits.themes.calibration import load_calibration
 from audits.themes.definitions import Theme, select_themes
 from audits.themes.detectors import make_detectors
@@ -141,10 +142,12 @@ class CampaignRunner:
         self.sampling_key = json_key(self.sampling.as_dict())
         self.deadline: float | None = None
         self.timed_out = False
+        self.lease = CampaignLease(store, self.campaign_id, self.spec.name)
 
     def run(self) -> RunResult:
         """Do all missing work; the run row records how it ended."""
         spec = self.spec
+        self.lease.check_free()  # refuse a second live runner before loading any model
         started = time.monotonic()
         if spec.budgets.max_wall_seconds:
             self.deadline = started + spec.budgets.max_wall_seconds
@@ -218,24 +221,21 @@ class CampaignRunner:
             detectors=[d.key for d in job.detectors] if job else [], thresholds=job.thresholds if job else {},
         )  # fmt: skip
         with self.store.session() as session:
-            # One runner per campaign at a time: a run still marked running was killed before it
-            # could record its end.
-            session.execute(
-                update(SQLARun)
-                .where(SQLARun.campaign_id == self.campaign_id, SQLARun.status == "running")
-                .values(status="interrupted")
-            )
+            self.lease.acquire(session)  # one live runner per campaign; a dead one's runs -> interrupted
             run = SQLARun(
                 campaign_id=self.campaign_id, provenance_json=provenance, executor=self.executor.name
             )
             session.add(run)
             session.flush()
+            self.lease.attach(session, run.id)
+            self.stage = self.lease.beating(self.stage)  # stages heartbeat the lease as they advance
             return run.id
 
     def _close_run(self, run_id: int, status: str) -> None:
         with self.store.session() as session:
-            run = session.get(SQLARun, run_id)
-            run.status, run.finished_at = status, datetime.now(UTC)
+            if self.lease.release(session):  # else taken over: the taker marked the run interrupted
+                run = session.get(SQLARun, run_id)
+                run.status, run.finished_at = status, datetime.now(UTC)
 
     def _out_of_time(self) -> bool:
         """True once the wall-time budget is spent (remembered, so the run ends as budget_exhausted)."""
