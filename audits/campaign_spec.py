@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -18,22 +19,51 @@ from pydantic import (
 )
 
 from audits.errors import SpecError
+from audits.organisms.catalog import ORGANISM_PREFIX, get_organism
 from audits.scenario_library import Scenario, select
 from audits.store.keys import json_key
 from audits.themes.definitions import check_theme_ids
 from audits.yaml_source import describe_errors, load_model, load_model_text
 from nla.resolve import DEFAULT_TARGET
 
+ARM_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+def _check_model_ref(model: str) -> str:
+    """An ``organism:<name>`` reference must name a shipped organism."""
+    if model.startswith(ORGANISM_PREFIX):
+        get_organism(model[len(ORGANISM_PREFIX) :])
+    return model
+
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    _OMIT_AT_DEFAULT: ClassVar[tuple[str, ...]] = ()
+    """Fields added after specs were first stored: left out of the dump while they hold their default, so
+    a spec written before they existed keeps its hash."""
+
+    @model_serializer(mode="wrap")
+    def _without_new_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        for name in self._OMIT_AT_DEFAULT:
+            if getattr(self, name) == type(self).model_fields[name].get_default(call_default_factory=True):
+                data.pop(name, None)
+        return data
 
 
 class TargetSpec(_Spec):
     """The model under audit and how its replies are obtained."""
 
+    _OMIT_AT_DEFAULT = ("adapter",)
+
     model: str = DEFAULT_TARGET
-    """Model reference: local directory, Hub id, or ``embedded:<name>``."""
+    """Model reference: local directory, Hub id, ``embedded:<name>``, or ``organism:<name>`` (a shipped
+    model organism: its base model plus its adapter)."""
+    adapter: str | None = None
+    """A peft (LoRA) adapter applied on the model: a local directory (or a Hub id where a hub is
+    reachable). Its content hash enters the target's identity, so rows of the base and of the fine-tune
+    never mix."""
     replies: Literal["scenario", "generate"] = "scenario"
     """``scenario``: as each scenario says (given or generated); ``generate``: always let the target
     write the final assistant turn (a given reply is dropped first)."""
@@ -47,6 +77,56 @@ class TargetSpec(_Spec):
     """Torch device, e.g. ``cpu`` or ``cuda``."""
     trust_remote_code: bool = False
     """Allow model repositories to run their own code."""
+
+    @field_validator("model")
+    @classmethod
+    def _known_organism(cls, model: str) -> str:
+        return _check_model_ref(model)
+
+    @model_validator(mode="after")
+    def _adapter_not_twice(self) -> TargetSpec:
+        if self.adapter is not None and self.model.startswith(ORGANISM_PREFIX):
+            raise ValueError(
+                f"target {self.model!r} already carries its adapter; do not give `adapter` as well"
+            )
+        return self
+
+
+class ArmSpec(_Spec):
+    """One target arm: a model (optionally with an adapter) run over every variant of the campaign, or
+    reading another arm's transcripts."""
+
+    model: str
+    """Model reference, as in ``target.model`` (``organism:<name>`` included)."""
+    adapter: str | None = None
+    """A peft adapter applied on the model, as in ``target.adapter``."""
+    reads: str | None = None
+    """Another arm whose transcripts this arm reads instead of writing its own: its model is
+    teacher-forced on that arm's text (the base reading a fine-tune's replies), the same-text control that
+    separates what a model holds from what its text says."""
+
+    @field_validator("model")
+    @classmethod
+    def _known_organism(cls, model: str) -> str:
+        return _check_model_ref(model)
+
+    @model_validator(mode="after")
+    def _adapter_not_twice(self) -> ArmSpec:
+        if self.adapter is not None and self.model.startswith(ORGANISM_PREFIX):
+            raise ValueError(
+                f"arm model {self.model!r} already carries its adapter; do not give `adapter` as well"
+            )
+        return self
+
+
+class LogitLensSpec(_Spec):
+    """The logit lens stored beside every selected token: its activation read through the target's final
+    norm and unembedding (an independent check on each explanation; no NLA involved)."""
+
+    top_k: int = Field(10, ge=0, le=100)
+    """Top tokens kept per activation; 0 turns the lens off."""
+    layers: list[Annotated[int, Field(ge=0)]] = []
+    """Further layers to read the same tokens at, besides the NLA's layer."""
 
 
 class NLASpec(_Spec):
@@ -87,6 +167,8 @@ class TriageSelection(_Spec):
 class TokenSelection(_Spec):
     """Which token positions of each transcript are explained."""
 
+    _OMIT_AT_DEFAULT = ("positions", "reply_header")
+
     roles: list[Literal["system", "user", "assistant"]] = ["assistant"]
     """Content tokens of these roles are candidates."""
     stride: int = Field(1, ge=1)
@@ -95,6 +177,9 @@ class TokenSelection(_Spec):
     """Cap per transcript (evenly spaced over the candidates); null for no cap. Ignored under triage."""
     triage: TriageSelection | None = None
     """When set, triage picks the tokens to verbalize instead of the even cap (needs ``themes``)."""
+    reply_header: bool = False
+    """Also verbalize the non-special template tokens that open an assistant turn (e.g. ``assistant`` and
+    the newline after it): where the model has read the prompt but not yet written anything."""
     positions: list[Annotated[int, Field(ge=0)]] | None = Field(None, min_length=1)
     """Explicit positions of the templated transcript to verbalize (as picked on the dashboard's Explore
     page); when set, roles, stride and the cap are not used, and positions past a transcript's end are
@@ -105,14 +190,6 @@ class TokenSelection(_Spec):
         if self.positions is not None and self.triage is not None:
             raise ValueError("tokens.positions and tokens.triage each choose the tokens: give one of them")
         return self
-
-    @model_serializer(mode="wrap")
-    def _without_unset_positions(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """Leave ``positions`` out when unset, so specs written before it existed keep their hash."""
-        data = handler(self)
-        if self.positions is None:
-            data.pop("positions", None)
-        return data
 
 
 class SamplingSpec(_Spec):
@@ -144,8 +221,18 @@ class CampaignSpec(_Spec):
     """Short unique name (lower-case letters, digits, ``-`` and ``_``)."""
     description: str = ""
     """What the campaign is for."""
+    _OMIT_AT_DEFAULT = ("arms", "control_arm", "logit_lens")
+
     target: TargetSpec = TargetSpec()
-    """The model under audit."""
+    """The model under audit; with ``arms``, only its shared settings (replies, lengths, dtype, device)."""
+    arms: dict[str, ArmSpec] = {}
+    """Several targets run over the same variants (a fine-tune and its base, two checkpoints), by arm name;
+    each arm is a cell of the factorial grid like a condition (slot ``arm``). Empty: one target."""
+    control_arm: str | None = None
+    """The arm the others are compared against (discovery, the Compare page); default: the first arm
+    that reads no other arm and has no adapter, else the first."""
+    logit_lens: LogitLensSpec = LogitLensSpec()
+    """The logit lens stored beside every selected token."""
     nla: NLASpec = NLASpec()
     """The NLA used to explain activations."""
     scenarios: ScenarioSelection
@@ -190,11 +277,63 @@ class CampaignSpec(_Spec):
             check_conditions(conditions, selected_scenarios(selection, library))
         return conditions
 
+    @field_validator("arms")
+    @classmethod
+    def _arms_make_sense(cls, arms: dict[str, ArmSpec]) -> dict[str, ArmSpec]:
+        for name, arm in arms.items():
+            if not ARM_NAME.fullmatch(name):
+                raise ValueError(f"arm name {name!r} must be lower-case letters, digits, '-' and '_'")
+            if arm.reads is not None:
+                if arm.reads not in arms:
+                    raise ValueError(
+                        f"arm {name!r} reads {arm.reads!r}, which is not an arm; arms: {sorted(arms)}"
+                    )
+                if arms[arm.reads].reads is not None:
+                    raise ValueError(f"arm {name!r} reads {arm.reads!r}, which itself reads another arm")
+        if arms and all(arm.reads is not None for arm in arms.values()):
+            raise ValueError("at least one arm must write its own transcripts (no `reads`)")
+        if len(arms) == 1:
+            raise ValueError("give two or more arms (one target needs no `arms`: use `target`)")
+        return arms
+
+    @model_validator(mode="after")
+    def _arms_fit(self) -> CampaignSpec:
+        if self.control_arm is not None and self.control_arm not in self.arms:
+            raise ValueError(
+                f"control_arm {self.control_arm!r} is not an arm; arms: {sorted(self.arms) or 'none'}"
+            )
+        if self.arms and (self.target.model != DEFAULT_TARGET or self.target.adapter is not None):
+            raise ValueError(
+                "with `arms`, give each arm's model under arms, not target.model / target.adapter"
+            )
+        if self.arms and "arm" in self.conditions:
+            raise ValueError("`arm` is the slot of the target arms; a condition slot may not be called arm")
+        return self
+
     @model_validator(mode="after")
     def _triage_needs_themes(self) -> CampaignSpec:
         if self.tokens.triage is not None and not self.themes:
             raise ValueError("tokens.triage ranks tokens by theme: give the campaign some themes")
         return self
+
+    def target_arms(self) -> dict[str, ArmSpec]:
+        """The arms to run, readers last; one unnamed arm (``""``) for a single-target campaign."""
+        if not self.arms:
+            return {"": ArmSpec(model=self.target.model, adapter=self.target.adapter)}
+        return dict(sorted(self.arms.items(), key=lambda item: item[1].reads is not None))
+
+    def control(self) -> str | None:
+        """The control arm (None for a single-target campaign)."""
+        if not self.arms:
+            return None
+        if self.control_arm is not None:
+            return self.control_arm
+        plain = [
+            n
+            for n, a in self.arms.items()
+            if a.reads is None and a.adapter is None and not a.model.startswith(ORGANISM_PREFIX)
+        ]
+        return plain[0] if plain else next(iter(self.arms))
 
     def spec_hash(self) -> str:
         """sha256 of the spec's canonical JSON: equal specs, equal hashes."""

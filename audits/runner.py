@@ -19,11 +19,13 @@ from sqlalchemy import exists, select
 
 from audits.campaign_registry import load_campaign_spec
 from audits.campaign_spec import CampaignSpec
+from audits.organisms.catalog import resolve_target_model
 from audits.provenance import run_provenance
 from audits.scenario_library import Scenario
 from audits.store import (
     SQLAActivation,
     SQLAExplanation,
+    SQLALogitLens,
     SQLAMessage,
     SQLARun,
     SQLATokenPosition,
@@ -35,6 +37,7 @@ from audits.store import (
     blob_to_vector,
     insert_ignore,
     json_key,
+    vector_digest_of,
     vector_to_blob,
 )
 from audits.store.leases import CampaignLease
@@ -52,12 +55,13 @@ from audits.themes.pipeline import (
 from audits.themes.triage import theme_directions
 from audits.token_selection import select_tokens, triage_tokens
 from audits.variants import Variant, expand_variants
-from nla.activations import check_context, generate_reply, residual_stream, tokenize_transcript
+from nla.activations import check_context, generate_reply, residual_streams, tokenize_transcript
 from nla.checkpoint import NLA, load_nla
 from nla.dtypes import torch_dtype
 from nla.engine import Explanation
 from nla.errors import TranscriptError
 from nla.executors import EngineSpec, Executor, InProcessExecutor
+from nla.logit_lens import logit_lens
 from nla.pipeline import Target, load_target
 from nla.sampling import SamplingParams
 from nla.transcript import Message, Transcript
@@ -97,6 +101,19 @@ class RunResult:
     run_id: int
     status: str
     new_explanations: int
+
+
+def arm_targets(spec: CampaignSpec, opts: dict) -> dict[str, Target]:
+    """The loaded target of every arm (``""`` for a single-target campaign): ``organism:<name>`` resolved
+    to its base and adapter, each distinct (model, adapter) loaded once."""
+    loaded: dict[tuple[str, str | None], Target] = {}
+    out: dict[str, Target] = {}
+    for name, arm in spec.target_arms().items():
+        model, adapter = resolve_target_model(arm.model, arm.adapter)
+        if (model, adapter) not in loaded:
+            loaded[(model, adapter)] = load_target(model, adapter=adapter, **opts)
+        out[name] = loaded[(model, adapter)]
+    return out
 
 
 def variant_transcript(target: Target, variant: Variant, spec: CampaignSpec) -> tuple[Transcript, str]:
@@ -158,19 +175,21 @@ class CampaignRunner:
             "device": spec.target.device,
             "trust_remote_code": spec.target.trust_remote_code,
         }
-        target = load_target(spec.target.model, **opts)
-        nla = load_nla(spec.nla.checkpoint, target_ref=spec.target.model, layer=spec.nla.layer, **opts)
-        nla.check_target(target.model, spec.target.model)  # every check passes before anything is written
+        targets = arm_targets(spec, opts)
+        target = targets[spec.control() or ""]  # the NLA's `default` and triage follow the control arm
+        nla = load_nla(spec.nla.checkpoint, target_ref=target.ref, layer=spec.nla.layer, **opts)
+        for arm_target in targets.values():  # every check passes before anything is written
+            nla.check_target(arm_target.model, arm_target.identity)
         job = self._theme_job(nla)
         directions = theme_directions(target, nla, job.themes) if job else []
         if job:
             register_themes(self.store, job.themes)
         self._store_variants(variants)
-        run_id = self._open_run(nla, job)
+        run_id = self._open_run(nla, job, targets)
         status, new = "failed", 0
         try:
-            self._transcripts(target, variants)
-            self._activations(target, nla, job.themes if job else (), directions)
+            self._transcripts(targets, variants)
+            self._activations(targets, variants, nla, job.themes if job else (), directions)
             new, status = self._explanations(run_id, nla)
             if job:
                 self._themes(job)
@@ -212,13 +231,23 @@ class CampaignRunner:
             nla.meta.layer, themes, detectors, thresholds,
         )  # fmt: skip
 
-    def _open_run(self, nla: NLA, job: ThemeJob | None) -> int:
+    def _open_run(self, nla: NLA, job: ThemeJob | None, targets: dict[str, Target]) -> int:
         themes = {t.key: t.content_hash() for t in job.themes} if job else {}
+        arms = {
+            name: {
+                "model": arm.model, "base": targets[name].ref, "identity": targets[name].identity,
+                "adapter": None if targets[name].adapter is None else str(targets[name].adapter.path),
+                "adapter_sha256": None if targets[name].adapter is None else targets[name].adapter.digest,
+                "reads": arm.reads,
+            }
+            for name, arm in self.spec.target_arms().items()
+        }  # fmt: skip
         provenance = run_provenance(
             spec=self.spec.model_dump(mode="json"), spec_hash=self.spec.spec_hash(), seed=self.spec.seed,
             target=self.spec.target.model, checkpoint_id=nla.id, nla_meta=_meta_dict(nla),
             sampling=self.sampling.as_dict(), sampling_key=self.sampling_key, themes=themes,
             detectors=[d.key for d in job.detectors] if job else [], thresholds=job.thresholds if job else {},
+            arms=arms, control_arm=self.spec.control(), nla_target=targets[self.spec.control() or ""].identity,
         )  # fmt: skip
         with self.store.session() as session:
             self.lease.acquire(session)  # one live runner per campaign; a dead one's runs -> interrupted
@@ -243,7 +272,7 @@ class CampaignRunner:
         return self.timed_out
 
     # -- stage 1: transcripts ----------------------------------------------------------------
-    def _transcripts(self, target: Target, variants: list[Variant]) -> None:
+    def _transcripts(self, targets: dict[str, Target], variants: list[Variant]) -> None:
         by_key = {v.key: v for v in variants}
         with self.store.session() as session:
             todo = session.execute(
@@ -252,22 +281,44 @@ class CampaignRunner:
                 .where(~exists().where(SQLATranscript.variant_id == SQLAVariant.id))
                 .order_by(SQLAVariant.id)
             ).all()
+        # arms that write their transcripts go first, so a reading arm finds its source's text
+        todo = sorted(todo, key=lambda row: (by_key[row[1]].reads is not None, row[0]))
         with self.stage("transcripts") as stage:
             stage.set_total(len(todo))
             for variant_id, key in todo:
                 if self._out_of_time():
                     return
-                transcript, status = variant_transcript(target, by_key[key], self.spec)
-                self._store_transcript(variant_id, transcript, status, by_key[key].generate_reply)
+                variant = by_key[key]
+                if variant.reads is not None:
+                    read = self._read_transcript(variant.reads)
+                    if read is not None:  # else its source stopped first (a budget): done on resume
+                        self._store_transcript(variant_id, *read, "read")
+                else:
+                    transcript, status = variant_transcript(targets[variant.arm], variant, self.spec)
+                    source = "generated" if variant.generate_reply else "given"
+                    self._store_transcript(variant_id, transcript, status, source)
                 stage.advance(1)
 
-    def _store_transcript(
-        self, variant_id: int, transcript: Transcript, status: str, generated: bool
-    ) -> None:
+    def _read_transcript(self, source_key: str) -> tuple[Transcript, str] | None:
+        """The transcript (and status) of the variant ``source_key``, for an arm that reads it."""
         with self.store.session() as session:
-            row = SQLATranscript(
-                variant_id=variant_id, source="generated" if generated else "given", status=status
-            )
+            row = session.execute(
+                select(SQLATranscript.id, SQLATranscript.status)
+                .join(SQLAVariant, SQLAVariant.id == SQLATranscript.variant_id)
+                .where(SQLAVariant.campaign_id == self.campaign_id, SQLAVariant.variant_key == source_key)
+            ).one_or_none()
+            if row is None:
+                return None
+            messages = session.scalars(
+                select(SQLAMessage)
+                .where(SQLAMessage.transcript_id == row.id)
+                .order_by(SQLAMessage.message_index)
+            ).all()
+            return Transcript(tuple(Message(m.role, m.content) for m in messages), source_key), row.status
+
+    def _store_transcript(self, variant_id: int, transcript: Transcript, status: str, source: str) -> None:
+        with self.store.session() as session:
+            row = SQLATranscript(variant_id=variant_id, source=source, status=status)
             session.add(row)
             session.flush()
             session.add_all(
@@ -277,7 +328,12 @@ class CampaignRunner:
 
     # -- stage 2: activations (and triage) ----------------------------------------------------
     def _activations(
-        self, target: Target, nla: NLA, themes: Sequence[Theme], directions: list[ProbeDirection]
+        self,
+        targets: dict[str, Target],
+        variants: list[Variant],
+        nla: NLA,
+        themes: Sequence[Theme],
+        directions: list[ProbeDirection],
     ) -> None:
         """Activations of every transcript still without tokens; ``directions`` (one per theme) triage them."""
         with self.store.session() as session:
@@ -288,11 +344,13 @@ class CampaignRunner:
                 .where(~exists().where(SQLATokenPosition.transcript_id == SQLATranscript.id))
                 .order_by(SQLATranscript.id)
             ).all()
+        arm_of = {v.key: v.arm for v in variants}
         with self.stage("activations") as stage:
             stage.set_total(len(todo))
             for transcript_id, variant_key in todo:
                 if self._out_of_time():
                     return
+                target = targets[arm_of[variant_key]]
                 self._store_activations(target, nla, themes, directions, transcript_id, variant_key)
                 stage.advance(1)
 
@@ -305,8 +363,8 @@ class CampaignRunner:
         transcript_id: int,
         variant_key: str,
     ) -> None:
-        """Token rows, triage scores of every content token, and the selected tokens' activations,
-        in one transaction."""
+        """Token rows, triage scores of every content token, the selected tokens' activations and their
+        logit lens, in one transaction."""
         with self.store.session() as session:
             messages = session.scalars(
                 select(SQLAMessage)
@@ -318,7 +376,11 @@ class CampaignRunner:
             )
             tokenized = tokenize_transcript(target.tokenizer, transcript)
             content = [t.position for t in tokenized.tokens if t.in_content and not t.is_special]
-            stream = residual_stream(target.model, tokenized.input_ids, nla.meta.layer) if content else None
+            lens_layers = sorted(
+                {nla.meta.layer, *self.spec.logit_lens.layers} if self.spec.logit_lens.top_k else set()
+            )
+            streams = residual_streams(target.model, tokenized.input_ids, [nla.meta.layer, *lens_layers])
+            stream = streams[nla.meta.layer]
             scores = (
                 dict(
                     zip(content, triage_scores(stream[content], directions, nla.meta.mse_scale), strict=True)
@@ -352,20 +414,37 @@ class CampaignRunner:
                 for p, row in scores.items()
                 for j, theme in enumerate(themes)
             )
+            salt = target.identity if target.adapter is not None else None
+            activations = {}
             for p, selection in sorted(chosen.items()):
                 blob = vector_to_blob(stream[p])
-                session.add(
-                    SQLAActivation(
-                        campaign_id=self.campaign_id,
-                        token_position_id=positions[p].id,
-                        model_ref=self.spec.target.model,
-                        layer=nla.meta.layer,
-                        activation_key=activation_key(blob),
-                        d_model=nla.meta.d_model,
-                        norm=float(stream[p].norm()),
-                        vector=blob,
-                        selection=selection,
+                activations[p] = SQLAActivation(
+                    campaign_id=self.campaign_id,
+                    token_position_id=positions[p].id,
+                    model_ref=target.identity,
+                    layer=nla.meta.layer,
+                    activation_key=activation_key(blob, salt),
+                    d_model=nla.meta.d_model,
+                    norm=float(stream[p].norm()),
+                    vector=blob,
+                    selection=selection,
+                )  # fmt: skip
+            session.add_all(activations.values())
+            session.flush()
+            picked = sorted(activations)
+            for layer in lens_layers if picked else []:
+                readings = logit_lens(
+                    target.model, target.tokenizer, streams[layer][picked], layer, self.spec.logit_lens.top_k
+                )
+                session.add_all(
+                    SQLALogitLens(
+                        activation_id=activations[p].id,
+                        layer=layer,
+                        token_ids=r.token_ids,
+                        tokens=r.tokens,
+                        logprobs=r.logprobs,
                     )  # fmt: skip
+                    for p, r in zip(picked, readings, strict=True)
                 )
 
     # -- stage 3: explanations ---------------------------------------------------------------
@@ -397,15 +476,24 @@ class CampaignRunner:
         if cap is not None and done + len(pending) > cap:
             pending, status = pending[: max(cap - done, 0)], "budget_exhausted"
         samples, new = self.spec.sampling.samples, 0
+        keys_of: dict[
+            str, list[str]
+        ] = {}  # vector digest -> activation keys (one unless arms share a vector)
+        unique: dict[str, bytes] = {}
+        for key, blob in pending:
+            digest = vector_digest_of(blob)
+            keys_of.setdefault(digest, []).append(key)
+            unique.setdefault(digest, blob)
         with self.stage("explanations") as stage:
-            stage.set_total(len(pending) * samples)
-            if pending:
+            stage.set_total(len(unique) * samples)
+            if unique:
                 self.executor.start(self._engine_spec(), nla)
-                batches = self._batches(pending, nla.meta.d_model)
+                batches = self._batches(list(unique.items()), nla.meta.d_model)
                 for result in self.executor.explain(batches, self.sampling, samples, stage.advance):
                     rows = [
-                        _explanation_row(run_id, nla.id, self.sampling_key, r, result.seconds_each)
+                        _explanation_row(run_id, nla.id, self.sampling_key, key, r, result.seconds_each)
                         for r in result.explanations
+                        for key in keys_of[r.vector_digest]
                     ]
                     with self.store.session() as session:
                         new += insert_ignore(session, SQLAExplanation, rows)
@@ -444,10 +532,10 @@ class CampaignRunner:
 
 
 def _explanation_row(
-    run_id: int, checkpoint_id: str, sampling_key: str, r: Explanation, seconds: float
+    run_id: int, checkpoint_id: str, sampling_key: str, key: str, r: Explanation, seconds: float
 ) -> dict:
     return {
-        "run_id": run_id, "checkpoint_id": checkpoint_id, "activation_key": r.vector_digest,
+        "run_id": run_id, "checkpoint_id": checkpoint_id, "activation_key": key,
         "sampling_key": sampling_key, "sample_index": r.sample_index, "text": r.text, "raw_output": r.raw,
         "status": str(r.status), "finish": r.finish, "n_tokens": r.n_tokens, "cos": r.cos, "mse": r.mse,
         "fve": r.fve, "generation_seconds": seconds,

@@ -84,8 +84,9 @@ class Scenario(_Model):
     messages: list[ScenarioMessage] = Field(min_length=1)
     """The transcript template: an optional system message, then alternating user and assistant turns
     starting with user."""
-    control: Control
-    """The paired control transcript."""
+    control: Control | None = None
+    """The paired control transcript; null only for scenario sets whose comparison is a target arm (an
+    organism against its base model), not a text control."""
 
     @field_validator("id")
     @classmethod
@@ -154,7 +155,9 @@ class Scenario(_Model):
 
     @field_validator("control")
     @classmethod
-    def _check_control(cls, control: Control, info: ValidationInfo) -> Control:
+    def _check_control(cls, control: Control | None, info: ValidationInfo) -> Control | None:
+        if control is None:
+            return None
         problems = []
         if "reply" in info.data:
             problems += _turn_problems(control.messages, info.data["reply"], "control.messages")
@@ -211,6 +214,8 @@ class Scenario(_Model):
                 )
             return texts[slot]
 
+        if control and self.control is None:
+            raise ScenarioError(f"scenario {self.id} has no control")
         source = self.control.messages if control else self.messages
         return [ScenarioMessage(role=m.role, content=SLOT.sub(fill, m.content)) for m in source]
 

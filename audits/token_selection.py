@@ -17,19 +17,34 @@ def candidate_positions(tokens: list[TokenInfo], selection: TokenSelection) -> l
     return candidates[:: selection.stride]
 
 
+def reply_header_positions(tokens: list[TokenInfo]) -> list[int]:
+    """Non-special template tokens that open an assistant turn, before its first content token (e.g.
+    ``assistant`` and the newline after ``<|im_start|>``)."""
+    first_content: dict[int, int] = {}
+    for t in tokens:
+        if t.in_content:
+            first_content.setdefault(t.message_index, t.position)
+    return [
+        t.position
+        for t in tokens
+        if t.role == "assistant" and not t.in_content and not t.is_special
+        and t.position < first_content.get(t.message_index, len(tokens))
+    ]  # fmt: skip
+
+
 def select_tokens(tokens: list[TokenInfo], selection: TokenSelection) -> list[int]:
     """The explicit ``positions`` that exist in the transcript when given; otherwise the candidates,
-    then at most ``max_per_transcript`` of them spread evenly from first to last."""
+    then at most ``max_per_transcript`` of them spread evenly from first to last, plus the reply's
+    header tokens when ``reply_header`` asks for them."""
     if selection.positions is not None:
         return sorted({t.position for t in tokens} & set(selection.positions))
+    header = reply_header_positions(tokens) if selection.reply_header else []
     candidates = candidate_positions(tokens, selection)
     cap = selection.max_per_transcript
-    if cap is None or len(candidates) <= cap:
-        return candidates
-    if cap == 1:
-        return [candidates[-1]]
-    step = (len(candidates) - 1) / (cap - 1)
-    return [candidates[round(i * step)] for i in range(cap)]
+    if cap is not None and len(candidates) > cap:
+        step = (len(candidates) - 1) / (cap - 1) if cap > 1 else 0
+        candidates = [candidates[round(i * step)] for i in range(cap)] if cap > 1 else [candidates[-1]]
+    return sorted(set(candidates) | set(header))
 
 
 def triage_tokens(

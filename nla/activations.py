@@ -121,27 +121,42 @@ class _StopForward(Exception):
     """Raised by the capture hook: blocks above K are not needed."""
 
 
-@torch.inference_mode()
 def residual_stream(model: PreTrainedModel, input_ids: list[int], layer: int) -> torch.Tensor:
     """The residual stream after decoder block ``layer`` at every position, as float32 ``[T, d]``.
 
     Read with a hook on the block itself: ``hidden_states[-1]`` in transformers is taken after the
     final norm, so ``hidden_states[K + 1]`` is only the block output for K below the last block."""
-    check_layer(model, layer)
-    captured: dict[str, torch.Tensor] = {}
+    return residual_streams(model, input_ids, [layer])[layer]
 
-    def grab(module: torch.nn.Module, args: object, output: object) -> None:
-        captured["h"] = output[0] if isinstance(output, tuple) else output
-        raise _StopForward
 
-    handle = model.get_decoder().layers[layer].register_forward_hook(grab)
+@torch.inference_mode()
+def residual_streams(
+    model: PreTrainedModel, input_ids: list[int], layers: list[int]
+) -> dict[int, torch.Tensor]:
+    """``residual_stream`` at several layers from one forward pass, stopped after the deepest one."""
+    for layer in layers:
+        check_layer(model, layer)
+    captured: dict[int, torch.Tensor] = {}
+    deepest = max(layers)
+
+    def grabber(layer: int):
+        def grab(module: torch.nn.Module, args: object, output: object) -> None:
+            captured[layer] = output[0] if isinstance(output, tuple) else output
+            if layer == deepest:
+                raise _StopForward
+
+        return grab
+
+    blocks = model.get_decoder().layers
+    handles = [blocks[layer].register_forward_hook(grabber(layer)) for layer in set(layers)]
     try:
         model(input_ids=torch.tensor([input_ids], device=model.device), use_cache=False)
     except _StopForward:
         pass
     finally:
-        handle.remove()
-    return captured["h"][0].float().cpu()
+        for handle in handles:
+            handle.remove()
+    return {layer: captured[layer][0].float().cpu() for layer in layers}
 
 
 @torch.inference_mode()
@@ -224,3 +239,42 @@ def extract_activations(
     chosen = select_positions(tokenized.tokens, positions)
     stream = residual_stream(model, tokenized.input_ids, layer)
     return Activations(transcript, layer, [tokenized.tokens[p] for p in chosen], stream[chosen])
+
+
+@torch.inference_mode()
+def generate_replies(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    transcripts: list[Transcript],
+    *,
+    max_new_tokens: int = 96,
+    batch_size: int = 16,
+) -> list[str]:
+    """Greedy replies to many transcripts that end with a user turn, generated in left-padded batches
+    (for building training data; ``generate_reply`` is the exact one-at-a-time path)."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    replies: list[str] = []
+    for start in range(0, len(transcripts), batch_size):
+        chunk = transcripts[start : start + batch_size]
+        prompts = []
+        for transcript in chunk:
+            if not transcript.ends_with_user:
+                raise TranscriptError(
+                    f"{transcript.source}: a reply can only be generated after a user message"
+                )
+            ids = list(
+                tokenizer.apply_chat_template(
+                    transcript.as_chat(), tokenize=True, add_generation_prompt=True, return_dict=False
+                )
+            )
+            check_context(model, len(ids) + max_new_tokens, transcript.source)
+            prompts.append(ids)
+        width = max(len(p) for p in prompts)
+        input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=model.device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=model.device)
+        out = model.generate(
+            input_ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+            pad_token_id=pad, top_p=None, top_k=None,
+        )  # fmt: skip
+        replies.extend(tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in out)
+    return replies

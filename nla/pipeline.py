@@ -8,6 +8,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from nla.activations import TokenInfo, extract_activations, generate_reply
+from nla.adapters import Adapter, apply_adapter, resolve_adapter, target_identity
 from nla.engine import Explanation, NLAEngine
 from nla.resolve import load_causal_lm, load_tokenizer
 from nla.sampling import SamplingParams
@@ -17,19 +18,38 @@ from nla.verbalizer import Progress
 
 @dataclass(frozen=True)
 class Target:
-    """The model under audit."""
+    """The model under audit: a base model, optionally with a fine-tuning adapter on it."""
 
     ref: str
+    """The base model reference."""
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
+    adapter: Adapter | None = None
+    """The peft adapter applied to the base, if any."""
+
+    @property
+    def identity(self) -> str:
+        """What stored rows name this target by: the reference, plus the adapter's hash when there is one."""
+        return target_identity(self.ref, self.adapter)
 
 
 def load_target(
-    ref: str, *, dtype: torch.dtype = torch.float32, device: str = "cpu", trust_remote_code: bool = False
+    ref: str,
+    *,
+    adapter: str | Adapter | None = None,
+    merge_adapter: bool = True,
+    dtype: torch.dtype = torch.float32,
+    device: str = "cpu",
+    trust_remote_code: bool = False,
 ) -> Target:
-    """Resolve and load the target model and its tokenizer."""
+    """Resolve and load the target model and its tokenizer; ``adapter`` (a directory or Hub id) is applied
+    on top, merged into the weights unless ``merge_adapter`` is false."""
     opts = {"trust_remote_code": trust_remote_code}
-    return Target(ref, load_causal_lm(ref, dtype=dtype, device=device, **opts), load_tokenizer(ref, **opts))
+    resolved = resolve_adapter(adapter) if isinstance(adapter, str) else adapter
+    model = load_causal_lm(ref, dtype=dtype, device=device, **opts)
+    if resolved is not None:
+        model = apply_adapter(model, resolved, merge=merge_adapter)
+    return Target(ref, model, load_tokenizer(ref, **opts), resolved)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from audits.store.orm import (
     SQLAExplanation,
     SQLAFlag,
     SQLAFlagTally,
+    SQLALogitLens,
     SQLAMessage,
     SQLAReview,
     SQLARun,
@@ -22,7 +23,7 @@ from audits.store.orm import (
     SQLATriageScore,
     SQLAVariant,
 )
-from audits.store.vectors import activation_key, blob_to_vector, vector_to_blob
+from audits.store.vectors import activation_key, blob_to_vector, vector_digest_of, vector_to_blob
 
 __all__ = [
     "Base",
@@ -31,6 +32,7 @@ __all__ = [
     "SQLAExplanation",
     "SQLAFlag",
     "SQLAFlagTally",
+    "SQLALogitLens",
     "SQLAMessage",
     "SQLAReview",
     "SQLARun",
@@ -56,5 +58,6 @@ __all__ = [
     "json_key",
     "open_store",
     "upgrade",
+    "vector_digest_of",
     "vector_to_blob",
 ]

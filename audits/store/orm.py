@@ -44,7 +44,8 @@ NAMING_CONVENTION = {
 RUN_STATUSES = ("running", "completed", "interrupted", "failed", "budget_exhausted")
 SELECTIONS = ("cap", "triage_top", "triage_random")
 REVIEW_DECISIONS = ("confirm", "dismiss", "follow_up")
-TRANSCRIPT_SOURCES = ("given", "generated")
+TRANSCRIPT_SOURCES = ("given", "generated", "read")
+"""``read``: an arm's model teacher-forced on another arm's transcript (the same-text control)."""
 SHA256_HEX = String(64)
 
 
@@ -76,6 +77,33 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class ModelText(TypeDecorator[str]):
+    """Text a model wrote (or a tokenizer decoded): NUL characters, which PostgreSQL text cannot hold, are
+    stored as U+FFFD on every backend, so both store the same string."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        """Replace NUL before writing."""
+        return None if value is None else value.replace("\x00", "\ufffd")
+
+
+class ModelTokens(TypeDecorator[list]):
+    """A JSON list of decoded tokens, NUL characters replaced as in ``ModelText``."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: list | None, dialect: Dialect) -> list | None:
+        """Replace NUL in each string before writing."""
+        return (
+            None
+            if value is None
+            else [v.replace("\x00", "\ufffd") if isinstance(v, str) else v for v in value]
+        )
 
 
 class Base(DeclarativeBase):
@@ -171,7 +199,7 @@ class SQLAMessage(Base):
     transcript_id: Mapped[int] = mapped_column(ForeignKey("transcripts.id"))
     message_index: Mapped[int]
     role: Mapped[str] = mapped_column(String)
-    content: Mapped[str] = mapped_column(Text)
+    content: Mapped[str] = mapped_column(ModelText)
 
 
 class SQLATokenPosition(Base):
@@ -184,7 +212,7 @@ class SQLATokenPosition(Base):
     transcript_id: Mapped[int] = mapped_column(ForeignKey("transcripts.id"))
     position: Mapped[int]
     token_id: Mapped[int]
-    token_text: Mapped[str] = mapped_column(Text)
+    token_text: Mapped[str] = mapped_column(ModelText)
     role: Mapped[str] = mapped_column(String)
     message_index: Mapped[int]
     in_content: Mapped[bool]
@@ -216,6 +244,23 @@ class SQLAActivation(Base):
     """Why the token is verbalized: ``cap`` (token selection), ``triage_top`` or ``triage_random``."""
 
 
+class SQLALogitLens(Base):
+    """The logit lens of one activation: its top tokens read through the target's own final norm and
+    unembedding at ``layer`` (the activation's layer, or another layer of the same token)."""
+
+    __tablename__ = "logit_lens"
+    __table_args__ = (UniqueConstraint("activation_id", "layer"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    activation_id: Mapped[int] = mapped_column(ForeignKey("activations.id"))
+    layer: Mapped[int]
+    token_ids: Mapped[list[int]] = mapped_column(JSON)
+    tokens: Mapped[list[str]] = mapped_column(ModelTokens)
+    """The decoded top tokens, best first."""
+    logprobs: Mapped[list[float]] = mapped_column(JSON)
+    """Their log-probabilities under the lens distribution."""
+
+
 class SQLAExplanation(Base):
     """One NLA explanation, content-addressed by (checkpoint, activation, sampling, sample index)."""
 
@@ -240,8 +285,8 @@ class SQLAExplanation(Base):
     activation_key: Mapped[str] = mapped_column(SHA256_HEX, index=True)
     sampling_key: Mapped[str] = mapped_column(SHA256_HEX)
     sample_index: Mapped[int]
-    text: Mapped[str] = mapped_column(Text)
-    raw_output: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(ModelText)
+    raw_output: Mapped[str] = mapped_column(ModelText)
     status: Mapped[str] = mapped_column(String)
     finish: Mapped[str] = mapped_column(String)
     n_tokens: Mapped[int]
@@ -280,7 +325,7 @@ class SQLAThemeScore(Base):
     score: Mapped[float]
     evidence_start: Mapped[int | None]
     evidence_end: Mapped[int | None]
-    evidence_text: Mapped[str | None] = mapped_column(Text)
+    evidence_text: Mapped[str | None] = mapped_column(ModelText)
 
 
 class SQLATriageScore(Base):
@@ -337,13 +382,13 @@ class SQLAFlag(Base):
     cos: Mapped[float | None]
     explanation_id: Mapped[int | None] = mapped_column(ForeignKey("explanations.id"))
     """The cited explanation: the best-scoring hitting sample."""
-    evidence_text: Mapped[str | None] = mapped_column(Text)
+    evidence_text: Mapped[str | None] = mapped_column(ModelText)
     in_reply: Mapped[bool]
     """The target's reply expresses the theme (by the same detectors)."""
     in_prompt: Mapped[bool]
     """The prompt (system and user messages) expresses the theme."""
     visible_message_index: Mapped[int | None]
-    visible_evidence: Mapped[str | None] = mapped_column(Text)
+    visible_evidence: Mapped[str | None] = mapped_column(ModelText)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

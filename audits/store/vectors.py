@@ -34,6 +34,15 @@ def blob_to_vector(blob: bytes, d_model: int) -> np.ndarray:
     return np.frombuffer(blob, dtype=BLOB_DTYPE).astype(np.float32)
 
 
-def activation_key(blob: bytes) -> str:
-    """The sha256 hex of a vector blob (equal to the engine's ``vector_digest`` of the same vector)."""
+def vector_digest_of(blob: bytes) -> str:
+    """The sha256 hex of a vector blob: the engine's ``vector_digest`` of the same vector."""
     return hashlib.sha256(blob).hexdigest()
+
+
+def activation_key(blob: bytes, target: str | None = None) -> str:
+    """The content key of an activation: the blob's sha256 (the engine's ``vector_digest``), or, for a
+    fine-tuned target (``target`` = its identity with the adapter's hash), the sha256 of the identity and
+    the blob, so the fine-tune's rows never share keys with its base's."""
+    if target is None:
+        return vector_digest_of(blob)
+    return hashlib.sha256(target.encode() + b"\0" + blob).hexdigest()

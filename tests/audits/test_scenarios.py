@@ -91,7 +91,16 @@ def test_every_family_has_three_scenarios() -> None:
     assert set(families) == set(theme_ids())
     assert all(count >= 3 for count in families.values()), families
     for scenario in LIBRARY.values():
+        if "organism" in scenario.tags:  # organism sets are selected by id, not pulled in by a theme tag
+            assert scenario.family not in scenario.tags, f"{scenario.id}: a theme tag would mix it into theme campaigns"
+            continue
         assert scenario.family in scenario.tags, f"{scenario.id}: tag its family so select(tags=) finds it"
+
+
+def test_only_organism_sets_go_without_a_control() -> None:
+    """A scenario's comparison is its text control, except for organism sets, where it is the base model."""
+    for scenario in LIBRARY.values():
+        assert (scenario.control is None) == ("organism" in scenario.tags), scenario.id
 
 
 def test_reply_modes_and_grids_are_mixed() -> None:
@@ -112,7 +121,8 @@ def test_every_cell_and_control_renders(scenario_id: str) -> None:
     final = "assistant" if scenario.reply == "given" else "user"
     for cell in grid:
         texts = {slot: scenario.conditions[slot][value] for slot, value in cell.items()}
-        for control, template in ((False, scenario.messages), (True, scenario.control.messages)):
+        pairs = [(False, scenario.messages)] + ([(True, scenario.control.messages)] if scenario.control else [])
+        for control, template in pairs:
             rendered = scenario.render(cell, control=control)
             assert [m.role for m in rendered] == [m.role for m in template]
             assert rendered[-1].role == final
@@ -121,7 +131,8 @@ def test_every_cell_and_control_renders(scenario_id: str) -> None:
                 _pieces_match(before.content, after.content, texts)
             words = sum(len(m.content.split()) for m in rendered)
             assert words <= MAX_WORDS, f"{scenario_id} {cell} control={control}: {words} words"
-        assert scenario.render(cell) != scenario.render(cell, control=True)
+        if scenario.control:
+            assert scenario.render(cell) != scenario.render(cell, control=True)
 
 
 def test_code_braces_survive_rendering() -> None:

@@ -60,6 +60,7 @@ TABLES = {
     "variants",
     "transcripts",
     "messages",
+    "logit_lens",
     "token_positions",
     "activations",
     "explanations",
@@ -200,6 +201,16 @@ def test_insert_ignore_resumes_without_duplicates(store: Store) -> None:
         assert session.scalar(select(func.count()).select_from(SQLAExplanation)) == 5
     with pytest.raises(IntegrityError), store.session() as session:  # only uniqueness conflicts are skipped
         insert_ignore(session, SQLAExplanation, [_explanation(run_id + 1, 9)])
+
+
+def test_model_text_with_nul_is_stored_on_every_backend(store: Store) -> None:
+    """A model can write NUL (a byte-level token), which PostgreSQL text refuses: both backends store U+FFFD."""
+    with store.session() as session:
+        row = {**_explanation(_run_id(session)), "text": "a\x00b", "raw_output": "\x00"}
+        assert insert_ignore(session, SQLAExplanation, [row]) == 1
+    with store.session() as session:
+        stored = session.execute(select(SQLAExplanation.text, SQLAExplanation.raw_output)).one()
+    assert tuple(stored) == ("a\ufffdb", "\ufffd")
 
 
 def test_insert_ignore_is_one_multi_row_statement(store: Store) -> None:
