@@ -103,15 +103,35 @@ class RunResult:
     new_explanations: int
 
 
-def arm_targets(spec: CampaignSpec, opts: dict) -> dict[str, Target]:
+class ModelSource(Protocol):
+    """Where a run gets its loaded models (``CampaignRunner(models=...)``)."""
+
+    def target(self, ref: str, *, adapter: str | None = None, **opts) -> Target: ...
+
+    def nla(self, checkpoint: str, *, target_ref: str, layer: int | None, **opts) -> NLA: ...
+
+
+class FreshModels:
+    """Loads every model anew: the default (the CLI runs one campaign per process). The dashboard passes a
+    source that keeps its models loaded between runs instead."""
+
+    def target(self, ref: str, *, adapter: str | None = None, **opts) -> Target:
+        return load_target(ref, adapter=adapter, **opts)
+
+    def nla(self, checkpoint: str, *, target_ref: str, layer: int | None, **opts) -> NLA:
+        return load_nla(checkpoint, target_ref=target_ref, layer=layer, **opts)
+
+
+def arm_targets(spec: CampaignSpec, opts: dict, models: ModelSource | None = None) -> dict[str, Target]:
     """The loaded target of every arm (``""`` for a single-target campaign): ``organism:<name>`` resolved
     to its base and adapter, each distinct (model, adapter) loaded once."""
+    models = models or FreshModels()
     loaded: dict[tuple[str, str | None], Target] = {}
     out: dict[str, Target] = {}
     for name, arm in spec.target_arms().items():
         model, adapter = resolve_target_model(arm.model, arm.adapter)
         if (model, adapter) not in loaded:
-            loaded[(model, adapter)] = load_target(model, adapter=adapter, **opts)
+            loaded[(model, adapter)] = models.target(model, adapter=adapter, **opts)
         out[name] = loaded[(model, adapter)]
     return out
 
@@ -137,7 +157,8 @@ class CampaignRunner:
     """Runs one campaign against one store.
 
     ``executor`` decides where explanation batches run (in-process by default); whatever it is,
-    this process alone writes the store, one committed transaction per batch."""
+    this process alone writes the store, one committed transaction per batch. ``models`` gives the run its
+    loaded target(s) and NLA (loaded afresh by default)."""
 
     def __init__(
         self,
@@ -146,8 +167,10 @@ class CampaignRunner:
         library: dict[str, Scenario],
         stage: StageFactory = silent_stage,
         executor: Executor | None = None,
+        models: ModelSource | None = None,
     ):
         self.store, self.library, self.stage = store, library, stage
+        self.models = models or FreshModels()
         self.executor = executor or InProcessExecutor()
         self.campaign_id, self.spec = load_campaign_spec(store, name, library)
         self.sampling = SamplingParams(
@@ -175,9 +198,9 @@ class CampaignRunner:
             "device": spec.target.device,
             "trust_remote_code": spec.target.trust_remote_code,
         }
-        targets = arm_targets(spec, opts)
+        targets = arm_targets(spec, opts, self.models)
         target = targets[spec.control() or ""]  # the NLA's `default` and triage follow the control arm
-        nla = load_nla(spec.nla.checkpoint, target_ref=target.ref, layer=spec.nla.layer, **opts)
+        nla = self.models.nla(spec.nla.checkpoint, target_ref=target.ref, layer=spec.nla.layer, **opts)
         for arm_target in targets.values():  # every check passes before anything is written
             nla.check_target(arm_target.model, arm_target.identity)
         job = self._theme_job(nla)
