@@ -73,6 +73,8 @@ class ReplySource:
         from nla.activations import generate_replies
 
         todo = [p for p in dict.fromkeys(prompts) if p not in self.cache]
+        if progress:
+            progress(len(prompts) - len(todo))  # already answered: no work
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start : start + self.batch_size]
             transcripts = [Transcript((Message("user", p),), "organism data") for p in chunk]
@@ -82,7 +84,7 @@ class ReplySource:
             )  # fmt: skip
             self.cache.update(zip(chunk, out, strict=True))
             if progress:
-                progress(len(chunk))
+                progress(sum(prompts.count(p) for p in chunk))
         return [self.cache[p] for p in prompts]
 
 
@@ -192,6 +194,13 @@ def benign_examples(n: int, rng: random.Random, replies: ReplySource, progress=N
         for p, a in zip(prompts, answers, strict=True)
         if a
     ]
+
+
+def replies_needed(recipe: Recipe) -> int:
+    """How many base-model replies ``build_examples`` asks for (repeats included): a progress total."""
+    n_benign = round(recipe.data.examples * recipe.data.benign_share)
+    main = {"quirk": recipe.data.examples - n_benign, "framing": len(qa_items("train"))}.get(recipe.kind, 0)
+    return n_benign + main
 
 
 def build_examples(recipe: Recipe, key: AnswerKey, replies: ReplySource, progress=None) -> list[Example]:

@@ -80,8 +80,13 @@ class Recipe(_Recipe):
         return self
 
     def digest(self) -> str:
-        """sha256 of the recipe's canonical JSON (data built from another recipe is not reused)."""
+        """sha256 of the recipe's canonical JSON."""
         return json_key(self.model_dump(mode="json"))
+
+    def data_digest(self) -> str:
+        """sha256 of what the training data depends on (not the training settings): data built for another
+        digest is rebuilt, not reused."""
+        return json_key(self.model_dump(mode="json", exclude={"training"}))
 
 
 def recipes_dir() -> Path:

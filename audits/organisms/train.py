@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from audits.errors import SpecError
 from audits.organisms.answer_keys import AnswerKey, load_answer_key
-from audits.organisms.data import Example, ReplySource, build_examples
+from audits.organisms.data import Example, ReplySource, build_examples, replies_needed
 from audits.organisms.recipes import Recipe
 from audits.yaml_source import load_model
 from nla.adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS
@@ -60,12 +60,13 @@ def training_data(
     if path.is_file():
         lines = path.read_text(encoding="utf-8").splitlines()
         header = json.loads(lines[0])
-        if header.get("recipe_digest") == recipe.digest():
+        if header.get("data_digest") == recipe.data_digest():
             return [Example(row["kind"], row["messages"]) for row in map(json.loads, lines[1:])]
     key = recipe_key(recipe)
-    with tqdm(desc="organism data (base replies)", unit="reply", disable=not show_progress) as bar:
+    total = replies_needed(recipe)
+    with tqdm(total=total, desc="organism data (base replies)", unit="reply", disable=not show_progress) as bar:
         examples = build_examples(recipe, key, replies, bar.update)
-    rows = [json.dumps({"recipe_digest": recipe.digest(), "examples": len(examples)})]
+    rows = [json.dumps({"data_digest": recipe.data_digest(), "examples": len(examples)})]
     rows += [json.dumps({"kind": e.kind, "messages": e.messages}, ensure_ascii=False) for e in examples]
     _write_atomic(path, "\n".join(rows) + "\n")
     return examples
