@@ -52,7 +52,8 @@ def _render(tokenizer: PreTrainedTokenizerBase, chat: list[dict[str, str]], gen:
 def tokenize_transcript(
     tokenizer: PreTrainedTokenizerBase, transcript: Transcript, *, add_generation_prompt: bool = False
 ) -> TokenizedTranscript:
-    """Tokenise with the chat template and attribute every token to a message and role."""
+    """Tokenise with the chat template and attribute every token to a message and role; the tokens of a
+    system prompt the template adds on its own (SmolLM2's default one) are ``system``, not the first turn's."""
     chat = transcript.as_chat()
     ids = list(
         tokenizer.apply_chat_template(
@@ -67,11 +68,14 @@ def tokenize_transcript(
             "tokens cannot be aligned to messages for this tokenizer"
         )
     turn_ends, spans = _turn_layout(tokenizer, transcript, text)
+    injected = _template_system_end(tokenizer, chat)
     special = set(tokenizer.all_special_ids)
     tokens = []
     for pos, (tid, (start, end)) in enumerate(zip(ids, enc["offset_mapping"], strict=True)):
         turn = bisect.bisect_right(turn_ends, start)
-        if turn < len(transcript.messages):
+        if start < injected:  # the template's own system prompt, before the first message's turn
+            role, in_content = "system", False
+        elif turn < len(transcript.messages):
             role = transcript.messages[turn].role
             c0, c1 = spans[turn]
             in_content = start < c1 and end > c0
@@ -79,6 +83,30 @@ def tokenize_transcript(
             role, in_content = "assistant", False
         tokens.append(TokenInfo(pos, tid, tokenizer.decode([tid]), role, turn, in_content, tid in special))
     return TokenizedTranscript(transcript, ids, tokens)
+
+
+def _template_system_end(tokenizer: PreTrainedTokenizerBase, chat: list[dict[str, str]]) -> int:
+    """Where a system prompt that the chat template adds when the chat has none ends in the rendered text
+    (0 when it adds none). A system turn of our own, rendered alone and before the first message, shows
+    how a system turn closes and so where the first message's turn starts; whatever the template renders
+    before that turn when the chat has no system message, beyond a prefix of ours (a BOS), is its own."""
+    if not chat or chat[0]["role"] == "system":
+        return 0
+    mark = {"role": "system", "content": "\u2063"}
+    try:
+        alone = _render(tokenizer, chat[:1], False)
+        system = _render(tokenizer, [mark], False)
+        both = _render(tokenizer, [mark, chat[0]], False)
+    except Exception:  # noqa: BLE001 (a template without a system role adds no system prompt either)
+        return 0
+    at = system.find(mark["content"])
+    if at < 0 or not both.startswith(system):
+        return 0
+    turn = both[len(system) :]  # the first message's whole turn
+    if not alone.endswith(turn):
+        return 0
+    head = alone[: len(alone) - len(turn)]
+    return 0 if both.startswith(head) else len(head)
 
 
 def _turn_layout(

@@ -64,6 +64,30 @@ def test_tokens_are_attributed_to_messages(tiny) -> None:
     assert any(t.is_special and not t.in_content for t in tokens)
 
 
+DEFAULT_SYSTEM = (  # like SmolLM2's template: a system prompt of its own when the chat has none
+    "{% if messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful cat.<|im_end|>\n' }}"
+    "{% endif %}"
+)
+
+
+def test_a_system_prompt_the_template_adds_is_labelled_system(tiny) -> None:
+    _, tokenizer = tiny
+    plain = tokenize_transcript(tokenizer, Transcript(CHAT.messages[1:])).tokens
+    tokenizer = type(tokenizer).from_pretrained(tokenizer.name_or_path)
+    bos = "{{ bos_token }}" if tokenizer.chat_template.startswith("{{ bos_token }}") else ""
+    tokenizer.chat_template = bos + DEFAULT_SYSTEM + tokenizer.chat_template.removeprefix(bos)
+    added = tokenize_transcript(tokenizer, Transcript(CHAT.messages[1:])).tokens
+    bos = 1 if plain[0].text == "<bos>" else 0  # gemma-style: the BOS stays first, the user's
+    rest, head = plain[bos:], added[bos : len(added) - len(plain) + bos]
+    assert len(head) > 5 and [t.text for t in added[len(added) - len(rest) :]] == [t.text for t in rest]
+    assert "".join(t.text for t in head).startswith("<|im_start|>system")
+    assert {t.role for t in head} == {"system"} and not any(t.in_content for t in head)  # not the user's turn
+    assert [(t.role, t.in_content) for t in added[len(added) - len(rest) :]] == [(t.role, t.in_content) for t in rest]
+    with_system = tokenize_transcript(tokenizer, CHAT).tokens  # a chat with its own system prompt: as before
+    assert [t.role for t in with_system] == [t.role for t in tokenize_transcript(AutoTokenizer.from_pretrained(
+        tokenizer.name_or_path), CHAT).tokens]  # fmt: skip
+
+
 def test_position_selection(tiny) -> None:
     _, tokenizer = tiny
     tokens = tokenize_transcript(tokenizer, CHAT).tokens
