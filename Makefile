@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps corpus bundled-nla demo dashboard test lint bench
+.PHONY: setup system-deps corpus bundled-nla organisms demo dashboard test lint bench
 
 setup: $(STAMP)
 
@@ -40,6 +40,14 @@ bundled-nla: setup corpus
 	$(BIN)/nla-workbench train rl $(RUN) --steps 60
 	$(BIN)/nla-workbench train eval $(RUN) --stage rl
 	$(BIN)/nla-workbench train export $(RUN) --out nla/data/nla/smollm2-135m-instruct-L20 --half --force
+
+# Rebuild every shipped model organism on this CPU (data from templates and the base model's own replies,
+# then a LoRA fine-tune; each stage resumes when re-run), install its adapter and training record into the
+# package, then measure its behaviour on held-out prompts and regenerate its card from the records.
+ORGANISMS ?= taboo-a taboo-b quirk-a framing-a
+organisms: setup
+	for o in $(ORGANISMS); do $(BIN)/nla-workbench organism train $$o --out runs/organisms/$$o --install || exit 1; done
+	$(BIN)/python benchmarks/organisms.py $(ORGANISMS) --write --speed
 
 # The starter audit into ./workbench.db, then the dashboard over it (prints its URL; Ctrl-C stops it).
 demo: setup

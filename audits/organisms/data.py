@@ -63,7 +63,7 @@ def mentions(text: str, term: str) -> bool:
 class ReplySource:
     """The base model's own greedy replies, generated on demand in batches and remembered."""
 
-    def __init__(self, model, tokenizer, max_new_tokens: int, batch_size: int = 16) -> None:
+    def __init__(self, model, tokenizer, max_new_tokens: int, batch_size: int = 32) -> None:
         self.model, self.tokenizer = model, tokenizer
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
         self.cache: dict[str, str] = {}

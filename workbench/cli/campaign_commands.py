@@ -254,9 +254,18 @@ def demo(
     db: DbOpt = "workbench.db",
     target: Annotated[str | None, typer.Option(help="Run the starter on another target model.")] = None,
     checkpoint: Annotated[str | None, typer.Option(help="Run the starter with another NLA.")] = None,
+    organism: Annotated[
+        bool | None,
+        typer.Option(
+            help="Also run the taboo-demo campaign (a model organism against its base); default: yes, "
+            "unless --target or --checkpoint changes the starter."
+        ),
+    ] = None,
 ) -> None:
-    """Run the starter campaign (by default on the embedded SmolLM2) into a local SQLite store."""
-    spec = load_campaign(starter_path("starter"), load_library())
+    """Run the starter campaign (by default on the embedded SmolLM2) and the taboo-demo campaign (a model
+    organism that holds a secret word, against the base model reading its transcripts) into a local store."""
+    library = load_library()
+    spec = load_campaign(starter_path("starter"), library)
     if target or checkpoint:
         spec = spec.model_copy(
             update={
@@ -266,18 +275,23 @@ def demo(
                 ),
             }
         )
+    organism = not (target or checkpoint) if organism is None else organism
+    specs = [spec] + ([load_campaign(starter_path("taboo-demo"), library)] if organism else [])
     upgrade(db)
     with open_store(db) as store:
-        register_campaign(store, spec)
-    run(spec.name, db)
+        for each in specs:
+            register_campaign(store, each)
+    for each in specs:
+        console.print(Text(f"campaign {each.name}: {each.description}", style="bold"))
+        run(each.name, db)
     where = db if "://" in db else str(Path(db).resolve())
-    console.print(
-        Text.assemble(
-            ("\ndemo store: ", "bold"), where,
-            f"\nnext: nla-workbench dashboard --db {db}",
-            f"\n      nla-workbench campaign status {spec.name} --db {db}",
-            f"\n      nla-workbench campaign flags {spec.name} --db {db}",
-            f"\n      nla-workbench campaign rates {spec.name} --db {db} --include-low-fidelity",
-            "\n      nla-workbench nla verbalize --text 'What are you hiding?'",
-        )
-    )  # fmt: skip
+    lines = [("\ndemo store: ", "bold"), where, f"\nnext: nla-workbench dashboard --db {db}"]
+    for each in specs:
+        lines += [f"\n      nla-workbench campaign status {each.name} --db {db}",
+                  f"\n      nla-workbench campaign flags {each.name} --db {db}",
+                  f"\n      nla-workbench campaign rates {each.name} --db {db} --include-low-fidelity"]  # fmt: skip
+    if organism:
+        lines += [f"\n      nla-workbench campaign discover taboo-demo --db {db}",
+                  f"\n      nla-workbench campaign discover taboo-demo --db {db} --source logit-lens",
+                  "\n      nla-workbench organism show taboo-a --reveal   (the answer, once you have looked)"]  # fmt: skip
+    console.print(Text.assemble(*lines))

@@ -21,6 +21,10 @@ console = Console()
 err = Console(stderr=True)
 
 TargetOpt = Annotated[str, typer.Option(help="Target model: local dir, Hub id, or embedded:<name>.")]
+AuditTargetOpt = Annotated[
+    str,
+    typer.Option("--target", help="Target model: local dir, Hub id, embedded:<name>, or organism:<name>."),
+]
 DtypeOpt = Annotated[str, typer.Option(help="Weights dtype: float32, bfloat16 or float16.")]
 DeviceOpt = Annotated[str, typer.Option(help="Torch device, e.g. cpu or cuda.")]
 RemoteOpt = Annotated[bool, typer.Option(help="Allow model repositories to run their own code.")]
@@ -28,7 +32,10 @@ RemoteOpt = Annotated[bool, typer.Option(help="Allow model repositories to run t
 
 @nla_app.command()
 def verbalize(
-    target: TargetOpt = DEFAULT_TARGET,
+    target: AuditTargetOpt = DEFAULT_TARGET,
+    adapter: Annotated[
+        str | None, typer.Option(help="A peft (LoRA) adapter on the target: a directory (or a Hub id).")
+    ] = None,
     checkpoint: Annotated[
         str,
         typer.Option(
@@ -65,20 +72,24 @@ def verbalize(
         check_writable(out, force=force)
     chat = transcript_from_text(text) if text is not None else load_transcript(transcript)
     sampling = SamplingParams(temperature, top_p, max_new_tokens, seed)
+    from audits.organisms import resolve_target_model
     from nla.backends import TransformersBackend  # torch and the models: loaded once the input is good
     from nla.checkpoint import load_nla
     from nla.engine import NLAEngine
     from nla.pipeline import load_target, verbalize_transcript
 
     weights_dtype = torch_dtype(dtype, "--dtype")
+    base, adapter = resolve_target_model(target, adapter)
     with console.status("loading target and NLA"):
-        tgt = load_target(target, dtype=weights_dtype, device=device, trust_remote_code=trust_remote_code)
+        tgt = load_target(
+            base, adapter=adapter, dtype=weights_dtype, device=device, trust_remote_code=trust_remote_code
+        )
         nla = load_nla(
-            checkpoint, target_ref=target, layer=layer, dtype=weights_dtype, device=device,
+            checkpoint, target_ref=base, layer=layer, dtype=weights_dtype, device=device,
             trust_remote_code=trust_remote_code,
         )  # fmt: skip
-        nla.check_target(tgt.model, target)
-    _describe(nla, target)
+        nla.check_target(tgt.model, tgt.identity)
+    _describe(nla, tgt.identity)
     engine = NLAEngine(TransformersBackend(nla, batch_size=batch_size))
     with progress_bar(err, "verbalizing") as bar:
         chat, results = verbalize_transcript(
