@@ -17,11 +17,19 @@ $(STAMP): pyproject.toml
 # Debian packages the tests need: Chromium prints the HTML report and runs the dashboard's real-browser
 # test (driven by playwright), poppler-utils (pdftoppm, pdftotext) checks PDF pages, and the PostgreSQL
 # server hosts a throwaway cluster on loopback for the store suite; fortunes is the training prose
-# corpus. Needs root (CI runs it; on a workstation use sudo).
+# corpus. Installed with apt-get as root (CI); otherwise it names what is missing and how to install it.
 system-deps:
-	@command -v chromium >/dev/null && command -v pdftoppm >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && \
-	  test -d /usr/share/games/fortunes || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils postgresql fortunes >/dev/null)
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v pdftoppm >/dev/null || missing="$$missing poppler-utils"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	test -d /usr/share/games/fortunes || missing="$$missing fortunes"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "make system-deps: missing Debian packages:$$missing" >&2; \
+	  echo "install them as root, then run make again:  sudo apt-get install$$missing" >&2; exit 2; \
+	fi; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null
 
 # The built-in prose corpus for `nla-workbench train datagen` (Debian's fortune-mod data files).
 corpus:
@@ -57,8 +65,13 @@ demo: setup
 dashboard: setup
 	$(BIN)/nla-workbench dashboard --db workbench.db
 
-test: setup system-deps
+# The wheel check first (tests/wheel_install.sh: build, install non-editable into a fresh venv, use it
+# from outside the checkout), then the suite.
+test: setup system-deps wheel-check
 	$(BIN)/pytest -q
+
+wheel-check: setup
+	tests/wheel_install.sh $(BIN)/python
 
 lint: setup
 	$(BIN)/ruff check nla audits workbench tests benchmarks

@@ -37,7 +37,9 @@ def _check_model_ref(model: str) -> str:
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    # allow_inf_nan=False: `.inf` or `.nan` in a float field is a field error naming its line, never a
+    # spec that later fails to serialise
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True, allow_inf_nan=False)
 
     _OMIT_AT_DEFAULT: ClassVar[tuple[str, ...]] = ()
     """Fields added after specs were first stored: left out of the dump while they hold their default, so
@@ -50,6 +52,12 @@ class _Spec(BaseModel):
             if getattr(self, name) == type(self).model_fields[name].get_default(call_default_factory=True):
                 data.pop(name, None)
         return data
+
+
+# Bounds that catch typos and absurd values (1e26 vectors, 1e308 seconds) rather than limit real use.
+MAX_TEMPERATURE = 10.0
+MAX_VECTORS = 1_000_000_000
+MAX_WALL_SECONDS = 31 * 24 * 3600
 
 
 class TargetSpec(_Spec):
@@ -69,7 +77,7 @@ class TargetSpec(_Spec):
     write the final assistant turn (a given reply is dropped first)."""
     max_new_tokens: int = Field(96, ge=1, le=2048)
     """Length cap of a generated reply, in tokens."""
-    temperature: float = Field(0.0, ge=0)
+    temperature: float = Field(0.0, ge=0, le=MAX_TEMPERATURE)
     """Sampling temperature of generated replies; 0 is greedy."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """Weights dtype for the target and the NLA."""
@@ -197,7 +205,7 @@ class SamplingSpec(_Spec):
 
     samples: int = Field(2, ge=1, le=32)
     """Explanations per activation (agreement across samples is evidence)."""
-    temperature: float = Field(1.0, ge=0)
+    temperature: float = Field(1.0, ge=0, le=MAX_TEMPERATURE)
     """Sampling temperature; 0 is greedy."""
     top_p: float = Field(0.95, gt=0, le=1)
     """Nucleus sampling mass."""
@@ -208,10 +216,10 @@ class SamplingSpec(_Spec):
 class Budgets(_Spec):
     """Limits after which the runner stops scheduling and keeps a valid partial result."""
 
-    max_vectors: int | None = Field(None, ge=1)
-    """Most activations to verbalize in the campaign."""
-    max_wall_seconds: float | None = Field(None, gt=0)
-    """Most wall-clock seconds per run."""
+    max_vectors: int | None = Field(None, ge=1, le=MAX_VECTORS)
+    """Most activations to verbalize in the campaign (at most a billion: leave it out for no limit)."""
+    max_wall_seconds: float | None = Field(None, gt=0, le=MAX_WALL_SECONDS)
+    """Most wall-clock seconds per run (at most 31 days: leave it out for no limit)."""
 
 
 class CampaignSpec(_Spec):
@@ -249,7 +257,7 @@ class CampaignSpec(_Spec):
     """Detectors whose scores flag an explanation (any of them reaching its calibrated threshold)."""
     budgets: Budgets = Budgets()
     """Stopping limits."""
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**63)
     """Seed for reply generation and explanation sampling."""
 
     @field_validator("themes")

@@ -9,6 +9,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from nla.resolve import EMBEDDED, EMBEDDED_PREFIX
+
 PACKAGES = (
     "nla-workbench",
     "torch",
@@ -45,9 +47,29 @@ def git_revision(repo: Path | None = None) -> dict[str, Any]:
     return {"commit": commit, "dirty": dirty}
 
 
-def run_provenance(**extra: Any) -> dict[str, Any]:
-    """Everything needed to say how a run's results were produced."""
+def weights_provenance(ref: str) -> dict[str, Any] | None:
+    """Where an embedded model's weights come from and what was done to them, for the record: the
+    embedded SmolLM2 is a Q4_1-quantised GGUF dequantised to float32, so its activations are those of
+    the quantised model, not of the original bf16 release. None for other references (their files
+    are what they are)."""
+    if not ref.startswith(EMBEDDED_PREFIX) or ref[len(EMBEDDED_PREFIX) :] not in EMBEDDED:
+        return None
+    spec = EMBEDDED[ref[len(EMBEDDED_PREFIX) :]]
     return {
+        "source": f"{spec.distribution}=={spec.version}:{spec.member}",
+        "sha256": spec.sha256,
+        "quantization": spec.quantization,
+        "loaded_as": "dequantised to float32 (the quantisation error stays in every weight)",
+    }
+
+
+def run_provenance(**extra: Any) -> dict[str, Any]:
+    """Everything needed to say how a run's results were produced (with how embedded weights were
+    obtained, under ``weights``, for the target and every arm's base model)."""
+    refs = [extra.get("target"), *(arm.get("base") for arm in (extra.get("arms") or {}).values())]
+    weights = {ref: note for ref in refs if isinstance(ref, str) and (note := weights_provenance(ref))}
+    return {
+        "weights": weights,
         "packages": package_versions(),
         "git": git_revision(),
         "python": platform.python_version(),

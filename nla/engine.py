@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from nla.backends.base import NLABackend
+from nla.errors import InputError
 from nla.metrics import check_vectors, score
 from nla.parsing import Status, parse_explanation
 from nla.sampling import SamplingParams
@@ -51,7 +52,7 @@ class NLAEngine:
         """``samples`` scored explanations per vector, ordered by (vector, sample)."""
         check_vectors(vectors, self.meta.d_model, source)
         if samples < 1:
-            raise ValueError(f"samples must be >= 1, got {samples}")
+            raise InputError(f"samples must be >= 1, got {samples}")
         generations = self.backend.verbalize(vectors, sampling, samples, progress)
         parsed = [parse_explanation(g.text, self.meta.injection_char) for g in generations]
         ok = [i for i, p in enumerate(parsed) if p.status is Status.OK]

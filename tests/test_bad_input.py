@@ -517,6 +517,74 @@ CASES = [
         ("campaign", "rates", "probe", "--db", "store.db", "--unit", "week"),
         ("--unit 'week': choose token or transcript",),
     ),
+    # usage errors: the usage line of the command, the problem, exit 2 (not a traceback, not exit 1)
+    Case(
+        "usage-unknown-option",
+        ("campaign", "list", "--bogus"),
+        ("Usage: nla-workbench campaign list [OPTIONS]", "Error: No such option: --bogus"),
+    ),
+    Case(
+        "usage-option-without-value",
+        ("campaign", "list", "--db"),
+        ("Usage: nla-workbench campaign list [OPTIONS]", "Error: Option '--db' requires an argument."),
+    ),
+    Case(
+        "usage-argument-wrong-type",
+        ("review", "add", "abc", "--decision", "confirm", "--reason", "x"),
+        ("Usage: nla-workbench review add [OPTIONS]", "Invalid value for 'flag_id'"),
+    ),
+    Case(
+        "usage-misspelt-command",
+        ("campain", "list"),
+        (
+            "Usage: nla-workbench [OPTIONS] COMMAND [ARGS]...",
+            "No such command 'campain'. Did you mean 'campaign'?",
+        ),
+    ),
+    # numbers that are not numbers, or absurd
+    spec_case(
+        "spec-infinite-temperature",
+        SPEC + "sampling:\n  temperature: .inf\n",
+        "spec.yaml:6: field sampling.temperature: Input should be a finite number",
+    ),
+    spec_case(
+        "spec-nan-wall-budget",
+        SPEC + "budgets:\n  max_wall_seconds: .nan\n",
+        "spec.yaml:6: field budgets.max_wall_seconds: Input should be a finite number",
+    ),
+    spec_case(
+        "spec-absurd-vector-budget",
+        SPEC + "budgets:\n  max_vectors: 100000000000000000000000000\n",
+        "spec.yaml:6: field budgets.max_vectors: Input should be less than or equal to 1000000000",
+    ),
+    spec_case(
+        "spec-absurd-wall-budget",
+        SPEC + "budgets:\n  max_wall_seconds: 1.0e+308\n",
+        "spec.yaml:6: field budgets.max_wall_seconds: Input should be less than or equal to 2678400",
+    ),
+    Case(
+        "review-empty-author",
+        (
+            "review",
+            "add",
+            "1",
+            "--decision",
+            "confirm",
+            "--reason",
+            "checked",
+            "--author",
+            "",
+            "--db",
+            "store.db",
+        ),
+        ("--author is empty: give the reviewer's name, or leave --author out",),
+    ),
+    Case(
+        "db-password-in-query",
+        ("campaign", "list", "--db", "postgresql+psycopg://auditor@127.0.0.1:1/audits?password=s3cret"),
+        ("cannot open database postgresql+psycopg://auditor@127.0.0.1:1/audits?password=***:",),
+        absent=("s3cret",),
+    ),
     # training
     Case(
         "train-not-a-run",
@@ -806,9 +874,44 @@ def test_forked_cli_matches_python_m(case_id: str, runs: dict[str, Run]) -> None
     assert (done.returncode, done.stderr, done.stdout) == (run.returncode, run.stderr, run.stdout)
 
 
-def test_the_table_is_large_and_distinct() -> None:
-    ids = [c.id for c in CASES + PG_CASES]
-    assert len(CASES) >= 30 and len(set(ids)) == len(ids)
+# Commands that take no user input beyond what other cases cover through the same code (a store URL,
+# a campaign name): exempt from needing a case of their own.
+EXEMPT = {"demo", "dashboard", "db current", "campaign status", "campaign flags", "campaign discover",
+          "themes validate", "review history", "nla init", "nla export",
+          "nla baseline", "train ar-sft", "train av-sft", "train eval", "train rl", "train export",
+          "organism list", "organism show", "organism train"}  # fmt: skip
+
+
+def _cli_commands() -> set[str]:
+    import typer
+
+    from workbench.cli.app import app
+
+    def walk(command, path: str) -> set[str]:
+        subs = getattr(command, "commands", None)
+        if not subs:
+            return {path}
+        return set().union(*(walk(sub, f"{path} {name}".strip()) for name, sub in subs.items()))
+
+    return walk(typer.main.get_command(app), "")
+
+
+def test_every_command_that_takes_input_has_a_case() -> None:
+    """A command added without a bad-input case fails here (or is listed in EXEMPT, with a reason)."""
+    covered = {" ".join(c.args[:2]) for c in CASES + PG_CASES} | {c.args[0] for c in CASES + PG_CASES}
+    commands = _cli_commands()
+    missing = sorted(commands - covered - EXEMPT)
+    assert not missing, f"commands with no bad-input case: {missing}"
+    assert commands - covered >= EXEMPT, f"stale exemptions: {sorted(EXEMPT - (commands - covered))}"
+
+
+def test_each_case_provokes_its_own_refusal(runs: dict[str, Run]) -> None:
+    """No two cases of one command end in the same message: each exercises a different check."""
+    seen: dict[tuple[str, str], str] = {}
+    for case_id, run in runs.items():
+        key = (" ".join(run.args[:2]), " ".join(run.stderr.replace(str(run.dir), "{dir}").split()))
+        assert key not in seen, f"{case_id} repeats {seen.get(key)}: {key}"
+        seen[key] = case_id
 
 
 @pytest.mark.parametrize(

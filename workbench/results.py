@@ -11,6 +11,9 @@ import pandas as pd
 from rich.console import Console
 from rich.text import Text
 
+from nla.errors import InputError
+from workbench.cli.text import terminal_safe
+
 if TYPE_CHECKING:
     from nla.pipeline import TokenResult
 
@@ -52,7 +55,7 @@ def output_format(path: Path) -> str:
     """``jsonl`` or ``parquet`` from the file suffix; refuses anything else before work starts."""
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise ValueError(f"--out {path}: use a .jsonl or .parquet file name")
+        raise InputError(f"--out {path}: use a .jsonl or .parquet file name")
     return fmt
 
 
@@ -60,11 +63,11 @@ def check_writable(path: Path, *, force: bool) -> None:
     """Fail early, before any model runs, if ``path`` cannot be written."""
     output_format(path)
     if path.exists() and not force:
-        raise ValueError(f"--out {path} already exists; pass --force to overwrite it")
+        raise InputError(f"--out {path} already exists; pass --force to overwrite it")
     parent = path.parent if str(path.parent) else Path(".")
     parent.mkdir(parents=True, exist_ok=True)
     if not os.access(parent, os.W_OK):
-        raise ValueError(f"--out {path}: directory {parent} is not writable")
+        raise InputError(f"--out {path}: directory {parent} is not writable")
 
 
 def write_rows(rows: list[dict[str, Any]], path: Path) -> None:
@@ -87,8 +90,8 @@ def _num(value: float | None, digits: int = 3) -> str:
 
 
 def print_results(console: Console, results: list[TokenResult]) -> None:
-    """One block per token, one line per explanation sample. Model text is printed literally,
-    never interpreted as markup."""
+    """One block per token, one line per explanation sample. Model text is printed literally, never
+    interpreted as markup, with control characters shown as escapes (``repr`` for the token)."""
     for r in results:
         t = r.token
         console.print(
@@ -102,6 +105,6 @@ def print_results(console: Console, results: list[TokenResult]) -> None:
             console.print(
                 Text.assemble(
                     f"  [{e.sample_index}] ", (f"{e.status:<16}", "green" if e.status == "ok" else "yellow"),
-                    scores, "\n      ", e.text or e.raw.strip(),
+                    scores, "\n      ", terminal_safe(e.text or e.raw.strip()),
                 )
             )  # fmt: skip

@@ -27,6 +27,7 @@ from audits.store import (
     Store,
 )
 from audits.themes.rates import campaign_id_of
+from nla.errors import InputError
 
 What = Literal["flags", "explanations", "reviews", "tokens"]
 Format = Literal["csv", "jsonl", "parquet"]
@@ -130,7 +131,7 @@ def _query(what: What, campaign_id: int) -> Select:
 def stream_rows(store: Store, campaign: str, what: What) -> Iterator[list[dict[str, Any]]]:
     """Chunks of export rows, read with a server-side cursor where the driver has one."""
     if what not in COLUMNS:
-        raise ValueError(f"--what {what!r}: choose one of {', '.join(COLUMNS)}")
+        raise InputError(f"--what {what!r}: choose one of {', '.join(COLUMNS)}")
     names = [name for name, _, _ in COLUMNS[what]]
     query = _query(what, campaign_id_of(store, campaign))
     with store.engine.connect() as connection:

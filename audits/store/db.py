@@ -7,12 +7,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Engine, Row, Table
+from sqlalchemy import Column, Engine, Row, Table, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
 
-from audits.store.engine import database_errors, display_name, make_engine, resolve_url, sqlite_file
+from audits.store.engine import (
+    database_errors,
+    display_name,
+    driver_reason,
+    make_engine,
+    resolve_url,
+    sqlite_file,
+)
 from audits.store.errors import StoreError
 from audits.store.migrate import check_revision, revision_of
 from audits.store.orm import Base
@@ -31,9 +38,15 @@ class Store:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session in one transaction: committed on success, rolled back on error."""
-        with self.sessions.begin() as session:
-            yield session
+        """A session in one transaction: committed on success, rolled back on error. When the database
+        itself refuses (read-only file, lock held too long, server gone, disk full) the error is one
+        StoreError naming the database, without the statement or its parameters; any other database
+        error (a constraint the code broke) keeps its traceback."""
+        try:
+            with self.sessions.begin() as session:
+                yield session
+        except exc.OperationalError as error:
+            raise StoreError(f"database {self.name}: {driver_reason(error, self.url)}") from error
 
     def close(self) -> None:
         """Close the engine's pooled connections."""
@@ -69,7 +82,7 @@ def check_schema(store: Store) -> None:
     path = sqlite_file(store.url)
     if path is not None and not path.exists():
         check_revision(None, store.name)  # never create an empty file just to find it uninitialised
-    with database_errors(store.name, "open", store.url.password), store.engine.connect() as connection:
+    with database_errors(store.name, "open", store.url), store.engine.connect() as connection:
         current = revision_of(connection)
     check_revision(current, store.name)
 

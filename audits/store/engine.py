@@ -28,14 +28,42 @@ def resolve_url(url_or_path: str) -> URL:
         ) from None
 
 
+# Query parameters that carry credentials (libpq's password and sslpassword, and the usual spellings
+# of tokens and keys): masked wherever a URL is shown, like the URL's own password.
+_SECRET_KEY = re.compile(r"pass|pwd|secret|token|key|auth|credential", re.IGNORECASE)
+MASK = "***"
+
+
 def display_name(url_or_path: str) -> str:
-    """How to name a database in messages: the path as given, or the URL with its password masked."""
+    """How to name a database in messages: the path as given, or the URL with its password and every
+    credential-like query parameter (``?password=``, ``sslpassword``, tokens, keys) masked."""
     if "://" not in url_or_path:
         return url_or_path
     try:
-        return make_url(url_or_path).render_as_string(hide_password=True)
+        url = make_url(url_or_path)
     except (exc.ArgumentError, ValueError):
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url_or_path)
+        masked = re.sub(r"(://[^:/@]*:)[^@]*@", rf"\1{MASK}@", url_or_path)
+        return re.sub(r"([?&][^=&]*(?:pass|pwd|secret|token|key|auth|credential)[^=&]*=)[^&]*", rf"\1{MASK}",
+                      masked, flags=re.IGNORECASE)  # fmt: skip
+    query = {k: (MASK if _SECRET_KEY.search(k) else v) for k, v in url.query.items()}
+    return url.set(query=query).render_as_string(hide_password=True).replace("%2A%2A%2A", MASK)
+
+
+def secrets_of(url: URL) -> list[str]:
+    """The credential values in ``url`` (its password, credential-like query parameters), to mask in
+    any text that might echo them (driver error messages)."""
+    found = [url.password] if url.password else []
+    for key, value in url.query.items():
+        if _SECRET_KEY.search(key):
+            found.extend([value] if isinstance(value, str) else value)
+    return [str(v) for v in found if v]
+
+
+def mask_secrets(text: str, url: URL) -> str:
+    """``text`` with every credential of ``url`` replaced by ``***``."""
+    for secret in sorted(secrets_of(url), key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
 
 
 def sqlite_file(url: URL) -> Path | None:
@@ -59,7 +87,8 @@ def make_engine(url_or_path: str, *, migrating: bool = False) -> Engine:
     if path is not None:
         _check_sqlite_path(path, shown)
     try:
-        engine = create_engine(url)
+        # hide_parameters: a failed statement's message never carries row values (texts, vectors, specs)
+        engine = create_engine(url, hide_parameters=True)
     except exc.NoSuchModuleError:
         raise StoreError(
             f"cannot open database {shown}: unknown database kind {url.drivername!r}; give a SQLite file "
@@ -104,12 +133,16 @@ def _configure_sqlite(engine: Engine, *, foreign_keys: bool, transactional_ddl: 
 
 
 @contextmanager
-def database_errors(name: str, doing: str, password: str | None = None) -> Iterator[None]:
-    """Turn a driver error (unreachable server, unwritable file...) into one StoreError naming the database."""
+def database_errors(name: str, doing: str, url: URL | None = None) -> Iterator[None]:
+    """Turn a driver error (unreachable server, unwritable file...) into one StoreError naming the
+    database, with any credential of ``url`` masked."""
     try:
         yield
     except exc.DBAPIError as error:
-        reason = " ".join(str(error.orig).split())
-        if password:
-            reason = reason.replace(password, "***")
-        raise StoreError(f"cannot {doing} database {name}: {reason}") from error
+        raise StoreError(f"cannot {doing} database {name}: {driver_reason(error, url)}") from error
+
+
+def driver_reason(error: exc.DBAPIError, url: URL | None) -> str:
+    """The driver's own message on one line (no SQL, no parameters), credentials masked."""
+    reason = " ".join(str(error.orig).split())
+    return mask_secrets(reason, url) if url is not None else reason

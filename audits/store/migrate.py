@@ -1,4 +1,8 @@
-"""Schema migrations of the store, driven programmatically through Alembic (``migrations/`` at the repo top)."""
+"""Schema migrations of the store, driven programmatically through Alembic.
+
+The scripts live in ``migrations/`` at the top of a checkout (where ``alembic.ini`` points) and ship in
+the wheel as ``audits/store/migrations`` (``setup.py`` maps one onto the other), so an installed copy
+migrates exactly like the checkout."""
 
 from __future__ import annotations
 
@@ -14,9 +18,19 @@ from sqlalchemy import Connection, inspect
 from audits.store.engine import database_errors, display_name, make_engine, resolve_url, sqlite_file
 from audits.store.errors import StoreError
 
-# audits/store/migrate.py -> the repository root. Not ``audits.__file__``: under pytest, tests/ is on
-# sys.path and tests/audits/ can shadow the package as a namespace package without a __file__.
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+def _migrations_dir() -> Path:
+    """The installed package's copy (``audits/store/migrations``, beside this module) when there is one,
+    else the checkout's top-level ``migrations/``. Paths from ``__file__``, not ``audits.__file__``: under
+    pytest, tests/ is on sys.path and tests/audits/ can shadow the package as a namespace package."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "migrations", here.parents[1] / "migrations"):
+        if (candidate / "env.py").is_file() and (candidate / "versions").is_dir():
+            return candidate
+    return here.parents[1] / "migrations"  # missing: head_revision() says so
+
+
+MIGRATIONS_DIR = _migrations_dir()
 
 
 def _config() -> Config:
@@ -72,7 +86,7 @@ def current_revision(url_or_path: str) -> str | None:
         return None
     name = display_name(url_or_path)
     try:
-        with database_errors(name, "read", engine.url.password), engine.connect() as connection:
+        with database_errors(name, "read", engine.url), engine.connect() as connection:
             return revision_of(connection, name)
     finally:
         engine.dispose()
@@ -116,7 +130,7 @@ def _migrate(url_or_path: str, action: str, revision: str) -> None:
     engine = make_engine(url_or_path, migrating=True)
     config = _config()
     try:
-        with database_errors(name, action, url.password), engine.begin() as connection:
+        with database_errors(name, action, url), engine.begin() as connection:
             current = revision_of(connection, name)
             if current is not None and not is_known_revision(current):
                 check_revision(current, name)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from audits.errors import SpecError
 from audits.store.keys import json_key
 from audits.yaml_source import load_model
+from nla.errors import InputError
 
 _ID = re.compile(r"[a-z][a-z0-9_]*")
 _COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
@@ -172,7 +173,7 @@ def check_theme_ids(themes: Iterable[str], known: Iterable[str] | None = None) -
     valid = list(theme_ids() if known is None else known)
     unknown = [t for t in themes if t not in valid]
     if unknown:
-        raise ValueError(f"unknown theme(s) {unknown}; valid: {', '.join(valid)}")
+        raise InputError(f"unknown theme(s) {unknown}; valid: {', '.join(valid)}")
 
 
 def select_themes(ids: Iterable[str], library: dict[str, Theme] | None = None) -> list[Theme]:

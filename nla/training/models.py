@@ -15,6 +15,7 @@ from transformers import AutoConfig
 from transformers.utils import logging as hf_logging
 
 from nla.checkpoint.layout import AR_DIR, AV_DIR, VALUE_HEAD, truncated_config
+from nla.errors import TrainingError
 from nla.prompts import AVPrompt, build_av_prompt
 from nla.reconstructor import Reconstructor, identity_head, strip_head
 from nla.resolve import load_causal_lm, load_tokenizer, resolve_model_location
@@ -84,7 +85,7 @@ def load_trainable(module: nn.Module, path: Path) -> None:
     params = dict(module.named_parameters())
     missing = sorted(set(trainable_state(module)) - set(saved))
     if missing or any(n not in params for n in saved):
-        raise ValueError(f"{path} does not match this model (e.g. missing {missing[:3]})")
+        raise TrainingError(f"{path} does not match this model (e.g. missing {missing[:3]})")
     with torch.no_grad():
         for name, value in saved.items():
             params[name].copy_(value)
@@ -119,7 +120,7 @@ def load_ar_half(ar: Reconstructor, directory: Path) -> None:
 
 def _load_weights(model: nn.Module, directory: Path) -> None:
     if isinstance(model, PeftModel) != is_adapter(directory):
-        raise ValueError(f"{directory}: saved with a different --lora-rank (LoRA vs full fine-tuning)")
+        raise TrainingError(f"{directory}: saved with a different --lora-rank (LoRA vs full fine-tuning)")
     if isinstance(model, PeftModel):
         result = set_peft_model_state_dict(model, load_file(str(directory / ADAPTER_WEIGHTS)))
         unexpected = result.unexpected_keys
@@ -129,7 +130,7 @@ def _load_weights(model: nn.Module, directory: Path) -> None:
         }
         unexpected = model.load_state_dict(weights, strict=False).unexpected_keys
     if unexpected:
-        raise ValueError(f"{directory}: saved weights do not fit this model ({unexpected[:3]})")
+        raise TrainingError(f"{directory}: saved weights do not fit this model ({unexpected[:3]})")
 
 
 def frozen_copy(model: nn.Module) -> nn.Module:

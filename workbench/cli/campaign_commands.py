@@ -18,10 +18,13 @@ from audits.errors import SpecError
 from audits.scenario_library import load_library
 from audits.starters import starter_names, starter_path
 from audits.store import open_store, upgrade
+from audits.store.engine import display_name
 from audits.themes.definitions import check_theme_ids
 from audits.themes.rates import condition_vs_control, flag_frame, flag_rates, verdict_counts
 from audits.variants import expand_variants
-from workbench.cli.progress import progress_bar
+from nla.errors import InputError
+from workbench.cli.progress import Interrupted, progress_bar
+from workbench.cli.text import terminal_safe
 
 campaign_app = typer.Typer(no_args_is_help=True, help="Create, run and inspect audit campaigns.")
 console = Console()
@@ -50,7 +53,8 @@ def create(
     variants = expand_variants(spec, load_library())
     console.print(
         f"registered campaign {spec.name!r} in {store.name}: {len(variants)} variants "
-        f"({sum(v.is_control for v in variants)} controls); run it with: nla-workbench campaign run {spec.name} --db {db}"
+        f"({sum(v.is_control for v in variants)} controls); run it with: nla-workbench campaign run {spec.name} "
+        f"--db {store.name}"
     )
 
 
@@ -72,13 +76,18 @@ def run(
     from audits.runner import CampaignRunner  # torch and the models: loaded only to run
     from nla.executors import make_executor
 
-    with open_store(db) as store, make_executor(executor, address, actors) as pool:
-        runner = CampaignRunner(
-            store, name, load_library(), stage=lambda stage: progress_bar(err, stage), executor=pool
-        )
-        result = runner.run()
-        console.print(f"run {result.run_id} {result.status}: {result.new_explanations} new explanations")
-        print_status(campaign_status(store, name, load_library()))
+    try:
+        with open_store(db) as store, make_executor(executor, address, actors) as pool:
+            runner = CampaignRunner(
+                store, name, load_library(), stage=lambda stage: progress_bar(err, stage), executor=pool
+            )
+            result = runner.run()
+            console.print(f"run {result.run_id} {result.status}: {result.new_explanations} new explanations")
+            print_status(campaign_status(store, name, load_library()))
+    except KeyboardInterrupt:  # the run row says interrupted, every finished unit is stored
+        raise Interrupted(
+            f"interrupted; run again to resume: nla-workbench campaign run {name} --db {display_name(db)}"
+        ) from None
 
 
 @campaign_app.command("status")
@@ -95,7 +104,9 @@ def list_campaigns(db: DbOpt = "workbench.db") -> None:
     with open_store(db) as store:
         names = campaign_names(store)
     for name, description, created in names:
-        table.add_row(Text(name), Text(description), created.strftime("%Y-%m-%d %H:%M"))
+        table.add_row(
+            Text(terminal_safe(name)), Text(terminal_safe(description)), created.strftime("%Y-%m-%d %H:%M")
+        )
     console.print(table)
 
 
@@ -141,10 +152,11 @@ def _flag_text(row: Any) -> Text:
     fve = "unknown" if row.fve is None or row.fve != row.fve else f"{row.fve:.2f}"
     return Text.assemble(
         ("LOW-FIDELITY ", "bold yellow") if row.low_fidelity else "",
-        (f"[{row.theme_id}] ", "bold"), f"{row.variant_key} · pos {row.position} ", (repr(row.token_text), "cyan"),
+        (f"[{row.theme_id}] ", "bold"), f"{terminal_safe(row.variant_key)} · pos {row.position} ",
+        (repr(row.token_text), "cyan"),
         f" · score {row.score:.2f} · {row.n_hits}/{row.n_samples} samples · FVE {fve} · {seen}",
-        "\n    explanation ", str(row.explanation_id), ": ", row.explanation or "",
-        "\n    evidence: ", row.evidence_text or "-",
+        "\n    explanation ", str(row.explanation_id), ": ", terminal_safe(row.explanation),
+        "\n    evidence: ", terminal_safe(row.evidence_text) or "-",
     )  # fmt: skip
 
 
@@ -158,7 +170,7 @@ def rates(
     """Flag rates per scenario, theme and condition (all, verbalized and unverbalized flags), then each
     condition against its control; 95% intervals."""
     if unit not in ("token", "transcript"):
-        raise ValueError(f"--unit {unit!r}: choose token or transcript")
+        raise InputError(f"--unit {unit!r}: choose token or transcript")
     with open_store(db) as store:
         counts = verdict_counts(store, name)
     table_rates = flag_rates(counts, include_low_fidelity=include_low_fidelity, unit=unit)
@@ -218,7 +230,7 @@ def _pct(value: float) -> str:
 
 def print_status(s: CampaignStatus) -> None:
     """The status block ``campaign status`` prints."""
-    table = Table(title=f"campaign {s.name}", show_header=False)
+    table = Table(title=f"campaign {terminal_safe(s.name)}", show_header=False)
     if s.untrained:
         console.print(
             Text("UNTRAINED NLA (stage: init): these explanations carry no information about the activations.",
@@ -284,7 +296,8 @@ def demo(
     for each in specs:
         console.print(Text(f"campaign {each.name}: {each.description}", style="bold"))
         run(each.name, db)
-    where = db if "://" in db else str(Path(db).resolve())
+    where = display_name(db) if "://" in db else str(Path(db).resolve())
+    db = display_name(db)  # from here on only shown: never print a credential
     lines = [("\ndemo store: ", "bold"), where, f"\nnext: nla-workbench dashboard --db {db}"]
     for each in specs:
         lines += [f"\n      nla-workbench campaign status {each.name} --db {db}",

@@ -9,11 +9,14 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from audits.provenance import weights_provenance
 from nla.dtypes import torch_dtype
+from nla.errors import InputError
 from nla.resolve import DEFAULT_TARGET
 from nla.sampling import SamplingParams
 from nla.transcript import load_transcript, transcript_from_text
 from workbench.cli.progress import progress_bar
+from workbench.cli.text import terminal_safe
 from workbench.results import check_writable, print_results, result_rows, write_rows
 
 nla_app = typer.Typer(no_args_is_help=True, help="Run and manage Natural Language Autoencoders.")
@@ -67,7 +70,7 @@ def verbalize(
 ) -> None:
     """Explain the target's activations at the selected tokens and score each explanation with the AR."""
     if (text is None) == (transcript is None):
-        raise ValueError("give exactly one of --text or --transcript")
+        raise InputError("give exactly one of --text or --transcript")
     if out is not None:
         check_writable(out, force=force)
     chat = transcript_from_text(text) if text is not None else load_transcript(transcript)
@@ -98,7 +101,7 @@ def verbalize(
             progress=bar.advance, on_total=bar.set_total,
         )  # fmt: skip
     if chat.messages[-1].role == "assistant":
-        console.print(Text.assemble(("target reply: ", "bold"), chat.messages[-1].content))
+        console.print(Text.assemble(("target reply: ", "bold"), terminal_safe(chat.messages[-1].content)))
     print_results(console, results)
     if out is not None:
         write_rows(
@@ -110,8 +113,12 @@ def verbalize(
 def _describe(nla, target: str) -> None:
     meta = nla.meta
     baseline = "not set (FVE not reported)" if meta.fve_baseline is None else f"{meta.fve_baseline:.4f}"
+    weights = weights_provenance(target)
+    shown = (
+        f"{target} ({weights['quantization'].split(' (')[0]}, dequantised to float32)" if weights else target
+    )
     console.print(
-        Text(f"target {target} · NLA {nla.id} · layer {meta.layer} · d_model {meta.d_model} · "
+        Text(f"target {shown} · NLA {nla.id} · layer {meta.layer} · d_model {meta.d_model} · "
              f"injection scale {meta.injection_scale:g} · FVE baseline B {baseline}")
     )  # fmt: skip
     if nla.untrained:
@@ -132,7 +139,7 @@ def init_command(
     from nla.checkpoint import init_nla
 
     if out.exists() and not force:
-        raise ValueError(f"{out} already exists; pass --force to overwrite it")
+        raise InputError(f"{out} already exists; pass --force to overwrite it")
     with console.status("building the untrained NLA"):
         path = init_nla(base, layer, out)
     console.print(f"wrote untrained NLA to {path}")

@@ -18,6 +18,10 @@ from rich.progress import (
 )
 
 
+class Interrupted(Exception):
+    """Long work stopped by Ctrl-C; the message says how to go on (the CLI exits 130)."""
+
+
 @dataclass
 class ProgressTask:
     """Callbacks bound to one bar: ``set_total`` once, then ``advance`` as work completes."""

@@ -20,6 +20,8 @@ from audits.review import add_review, review_history
 from audits.scenario_library import load_library
 from audits.store import open_store
 from audits.themes.rates import campaign_id_of
+from nla.errors import InputError
+from workbench.cli.text import terminal_safe
 
 console = Console()
 DbOpt = Annotated[str, typer.Option("--db", help="SQLite file path or SQLAlchemy URL.")]
@@ -31,7 +33,7 @@ EXPORT_FORMATS = ("csv", "jsonl", "parquet")
 
 def _choice(option: str, value: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        raise ValueError(f"{option} {value!r}: choose one of {', '.join(choices)}")
+        raise InputError(f"{option} {value!r}: choose one of {', '.join(choices)}")
     return value
 
 
@@ -103,9 +105,16 @@ def review_add(
     db: DbOpt = "workbench.db",
 ) -> None:
     """Record a decision on a flag; earlier decisions are kept as history."""
+    if author is not None and not author.strip():
+        raise InputError(f"--author is empty: give the reviewer's name, or leave --author out to record the "
+                         f"login name ({getpass.getuser()!r})")  # fmt: skip
     with open_store(db) as store:
         review_id = add_review(
-            store, flag_id, author=author or getpass.getuser(), decision=decision, reason=reason
+            store,
+            flag_id,
+            author=getpass.getuser() if author is None else author,
+            decision=decision,
+            reason=reason,
         )
     console.print(f"review {review_id}: flag {flag_id} {decision}")
 
@@ -118,7 +127,7 @@ def review_list(name: str, db: DbOpt = "workbench.db") -> None:
         history = review_history(store, name)
     for r in history.itertuples():
         table.add_row(
-            str(r.review_id), str(r.flag_id), r.theme_id, Text(r.variant_key), str(r.position), Text(r.author),
-            r.decision, Text(r.reason), f"{r.created_at:%Y-%m-%d %H:%M}",
+            str(r.review_id), str(r.flag_id), r.theme_id, Text(terminal_safe(r.variant_key)), str(r.position),
+            Text(terminal_safe(r.author)), r.decision, Text(terminal_safe(r.reason)), f"{r.created_at:%Y-%m-%d %H:%M}",
         )  # fmt: skip
     console.print(table)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from audits.themes.calibration import CALIBRATION_FILE, load_calibration
@@ -31,8 +31,13 @@ DirOpt = Annotated[Path | None, typer.Option("--themes-dir", help="Theme definit
 @themes_app.command("list")
 def list_themes(themes_dir: DirOpt = None) -> None:
     """Every theme: id, version, name, exemplar and pattern counts."""
-    table = Table("theme", "version", "name", "exemplars +/-", "patterns")
-    for theme in load_themes(themes_dir).values():
+    themes = load_themes(themes_dir).values()
+    # ids are what users type: never cut or wrapped, whatever the terminal's width
+    width = max((len(t.id) for t in themes), default=5)
+    table = Table(
+        Column("theme", no_wrap=True, min_width=width), "version", "name", "exemplars +/-", "patterns"
+    )
+    for theme in themes:
         table.add_row(
             Text(theme.id, style=theme.colour), str(theme.version), Text(theme.name),
             f"{len(theme.exemplars.positive)}/{len(theme.exemplars.negative)}", str(len(theme.lexicon)),

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from nla.errors import InputError
 from nla.resolve import DEFAULT_TARGET
 
 train_app = typer.Typer(
@@ -186,5 +187,5 @@ def export(
 
 def _stage(stage: str) -> str:
     if stage not in ("latest", "sft", "rl"):
-        raise ValueError(f"--stage {stage!r}: use latest, sft or rl")
+        raise InputError(f"--stage {stage!r}: use latest, sft or rl")
     return stage

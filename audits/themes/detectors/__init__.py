@@ -3,6 +3,7 @@
 from audits.themes.detectors.base import Detector, Evidence, ThemeScore, segments
 from audits.themes.detectors.lexicon import LexiconDetector
 from audits.themes.detectors.semantic import SemanticDetector, load_sentence_encoder
+from nla.errors import InputError
 
 __all__ = [
     "Detector",
@@ -21,5 +22,5 @@ def make_detectors(names: list[str]) -> tuple[Detector, ...]:
     factories = {"lexicon": LexiconDetector, "semantic": SemanticDetector}
     unknown = [n for n in names if n not in factories]
     if unknown:
-        raise ValueError(f"unknown detector(s) {unknown}; valid: {', '.join(factories)}")
+        raise InputError(f"unknown detector(s) {unknown}; valid: {', '.join(factories)}")
     return tuple(factories[n]() for n in names)
