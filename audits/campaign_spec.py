@@ -163,13 +163,24 @@ class ScenarioSelection(_Spec):
 
 
 class TriageSelection(_Spec):
-    """Verbalize only the tokens triage ranks highest (AR-reversed theme directions), plus a random
-    sample of the rest so that what triage misses stays measurable."""
+    """Verbalize only the tokens a cheap screen ranks highest, plus a random sample of the rest so that
+    what the screen misses stays measurable."""
 
+    _OMIT_AT_DEFAULT = ("strategy", "sample")
+
+    strategy: Literal["directions", "distilled", "lens"] = "directions"
+    """``directions``: project on AR-reversed theme directions (needs themes). ``distilled``: verbalize a
+    seeded random ``sample`` of tokens first, fit a logistic-regression probe per theme (its detectors' hits)
+    and per term discovered in the sample (arms against the control arm), then screen every token with
+    them; a theme the sample gives too few positives falls back to its direction. ``lens``: the same
+    sample, then screen by the labels' words among each token's logit-lens top tokens."""
     top_k: int = Field(8, ge=1)
-    """Candidate tokens per transcript with the highest triage score (max over the campaign's themes)."""
+    """Candidate tokens per transcript with the highest screening score (max over the labels)."""
     random: int = Field(2, ge=0)
     """Further candidates per transcript drawn at random (seeded) from the rest."""
+    sample: float = Field(0.04, gt=0, le=0.5)
+    """``distilled`` / ``lens``: share of each transcript's candidate tokens verbalized first (at least
+    one), the screen's training sample; it counts towards what is verbalized."""
 
 
 class TokenSelection(_Spec):
@@ -320,8 +331,16 @@ class CampaignSpec(_Spec):
 
     @model_validator(mode="after")
     def _triage_needs_themes(self) -> CampaignSpec:
-        if self.tokens.triage is not None and not self.themes:
+        triage = self.tokens.triage
+        if triage is None or self.themes:
+            return self
+        if triage.strategy == "directions":
             raise ValueError("tokens.triage ranks tokens by theme: give the campaign some themes")
+        if not self.arms and not self.scenarios.controls:
+            raise ValueError(
+                f"tokens.triage {triage.strategy} learns what to screen for from themes or from terms discovered "
+                "between arms: give the campaign themes, target arms or scenario controls"
+            )
         return self
 
     def target_arms(self) -> dict[str, ArmSpec]:

@@ -16,12 +16,15 @@ from typing import Protocol
 
 import torch
 from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
 
 from audits.campaign_registry import load_campaign_spec
 from audits.campaign_spec import CampaignSpec
+from audits.discovery.terms import words
 from audits.organisms.catalog import resolve_target_model
 from audits.provenance import run_provenance
 from audits.scenario_library import Scenario
+from audits.screening import LENS_TOP, Screen, fit_screen, sample_positions, sample_rows, standardise
 from audits.store import (
     SQLAActivation,
     SQLAExplanation,
@@ -53,7 +56,7 @@ from audits.themes.pipeline import (
     score_explanations,
 )
 from audits.themes.triage import theme_directions
-from audits.token_selection import select_tokens, triage_tokens
+from audits.token_selection import candidate_positions, select_tokens, triage_tokens
 from audits.variants import Variant, expand_variants
 from nla.activations import check_context, generate_reply, residual_streams, tokenize_transcript
 from nla.checkpoint import NLA, load_nla
@@ -65,7 +68,7 @@ from nla.logit_lens import logit_lens
 from nla.pipeline import Target, load_target
 from nla.sampling import SamplingParams
 from nla.transcript import Message, Transcript
-from nla.triage import ProbeDirection, triage_scores
+from nla.triage import ProbeDirection, select_top_k, triage_scores
 
 
 class Stage(Protocol):
@@ -214,6 +217,10 @@ class CampaignRunner:
             self._transcripts(targets, variants)
             self._activations(targets, variants, nla, job.themes if job else (), directions)
             new, status = self._explanations(run_id, nla)
+            if self._screened():
+                self._screen_and_select(run_id, targets, variants, nla, job, directions)
+                more, status = self._explanations(run_id, nla)
+                new += more
             if job:
                 self._themes(job)
             if self.timed_out:
@@ -411,7 +418,13 @@ class CampaignRunner:
                 if directions and content
                 else {}
             )
-            if self.spec.tokens.triage is not None:
+            if self._screened():  # verbalize the screen's training sample first
+                candidates = candidate_positions(tokenized.tokens, self.spec.tokens)
+                sample = sample_positions(
+                    candidates, self.spec.tokens.triage.sample, self.spec.seed, variant_key
+                )
+                chosen = dict.fromkeys(sample, "triage_sample")
+            elif self.spec.tokens.triage is not None:
                 chosen = triage_tokens(
                     tokenized.tokens, self.spec.tokens, scores, self.spec.seed, variant_key
                 )
@@ -437,38 +450,165 @@ class CampaignRunner:
                 for p, row in scores.items()
                 for j, theme in enumerate(themes)
             )
-            salt = target.identity if target.adapter is not None else None
-            activations = {}
-            for p, selection in sorted(chosen.items()):
-                blob = vector_to_blob(stream[p])
-                activations[p] = SQLAActivation(
-                    campaign_id=self.campaign_id,
-                    token_position_id=positions[p].id,
-                    model_ref=target.identity,
-                    layer=nla.meta.layer,
-                    activation_key=activation_key(blob, salt),
-                    d_model=nla.meta.d_model,
-                    norm=float(stream[p].norm()),
-                    vector=blob,
-                    selection=selection,
+            self._add_activations(
+                session, target, nla, {p: r.id for p, r in positions.items()}, streams, chosen
+            )
+
+    def _lens_layers(self, nla: NLA) -> list[int]:
+        return sorted({nla.meta.layer, *self.spec.logit_lens.layers} if self.spec.logit_lens.top_k else set())
+
+    def _add_activations(
+        self,
+        session: Session,
+        target: Target,
+        nla: NLA,
+        token_ids: dict[int, int],
+        streams: dict[int, torch.Tensor],
+        chosen: dict[int, str],
+    ) -> None:
+        """The chosen tokens' activations (position -> why chosen) and their logit lens, in ``session``."""
+        stream = streams[nla.meta.layer]
+        salt = target.identity if target.adapter is not None else None
+        activations = {}
+        for p, selection in sorted(chosen.items()):
+            blob = vector_to_blob(stream[p])
+            activations[p] = SQLAActivation(
+                campaign_id=self.campaign_id, token_position_id=token_ids[p], model_ref=target.identity,
+                layer=nla.meta.layer, activation_key=activation_key(blob, salt), d_model=nla.meta.d_model,
+                norm=float(stream[p].norm()), vector=blob, selection=selection,
+            )  # fmt: skip
+        session.add_all(activations.values())
+        session.flush()
+        picked = sorted(activations)
+        for layer in self._lens_layers(nla) if picked else []:
+            readings = logit_lens(
+                target.model, target.tokenizer, streams[layer][picked], layer, self.spec.logit_lens.top_k
+            )
+            session.add_all(
+                SQLALogitLens(
+                    activation_id=activations[p].id,
+                    layer=layer,
+                    token_ids=r.token_ids,
+                    tokens=r.tokens,
+                    logprobs=r.logprobs,
                 )  # fmt: skip
-            session.add_all(activations.values())
-            session.flush()
-            picked = sorted(activations)
-            for layer in lens_layers if picked else []:
-                readings = logit_lens(
-                    target.model, target.tokenizer, streams[layer][picked], layer, self.spec.logit_lens.top_k
+                for p, r in zip(picked, readings, strict=True)
+            )
+
+    # -- stage 2b: screened triage (distilled or logit-lens screens learned from the sample) ----------------
+    def _screened(self) -> bool:
+        triage = self.spec.tokens.triage
+        return triage is not None and triage.strategy != "directions"
+
+    def _screen_and_select(
+        self,
+        run_id: int,
+        targets: dict[str, Target],
+        variants: list[Variant],
+        nla: NLA,
+        job: ThemeJob | None,
+        directions: list[ProbeDirection],
+    ) -> None:
+        """Label the verbalized sample, fit the screens, score every candidate token of the campaign and add
+        each transcript's top-K (and random) tokens; transcripts already screened are left as they are."""
+        triage = self.spec.tokens.triage
+        if job:
+            with self.stage("sample theme scores") as stage:
+                pending = pending_scores(self.store, job)
+                stage.set_total(len(pending))
+                score_explanations(self.store, job, pending, stage.advance, self._out_of_time)
+        if self._out_of_time():
+            return
+        screen = fit_screen(
+            self.store, self.spec.name, sample_rows(self.store, self.campaign_id), strategy=triage.strategy, job=job,
+            directions=directions, control=self.spec.control(), scale=nla.meta.mse_scale, seed=self.spec.seed,
+        )  # fmt: skip
+        self._record(run_id, screening=screen.report)
+        arm_of = {v.key: v.arm for v in variants}
+        with self.store.session() as session:
+            rows = session.execute(
+                select(SQLATranscript.id, SQLAVariant.variant_key)
+                .join(SQLAVariant, SQLAVariant.id == SQLATranscript.variant_id)
+                .where(SQLAVariant.campaign_id == self.campaign_id, SQLATranscript.status == "ok")
+                .where(exists().where(SQLATokenPosition.transcript_id == SQLATranscript.id))
+                .order_by(SQLATranscript.id)
+            ).all()
+            done = set(session.scalars(
+                select(SQLATokenPosition.transcript_id)
+                .join(SQLAActivation, SQLAActivation.token_position_id == SQLATokenPosition.id)
+                .where(SQLAActivation.campaign_id == self.campaign_id,
+                       SQLAActivation.selection.in_(["triage_top", "triage_random"]))
+            ).all())  # fmt: skip
+        if all(t in done for t, _ in rows):
+            return
+        with self.stage("screening") as stage:
+            stage.set_total(len(rows))
+            scored = []
+            for transcript_id, key in rows:  # every transcript: the scores are standardised campaign-wide
+                scored.append(self._screen_transcript(screen, targets[arm_of[key]], nla, transcript_id))
+                stage.advance(1)
+        raw = [s[2] for s in scored if len(s[2])]
+        z = standardise(torch.cat(raw)) if raw else None
+        offset = 0
+        for (transcript_id, key), (candidates, streams, _) in zip(rows, scored, strict=True):
+            part = z[offset : offset + len(candidates)] if z is not None and len(candidates) else None
+            offset += len(candidates)
+            if transcript_id in done or not candidates or self._out_of_time():
+                continue
+            if part is not None and part.shape[1]:
+                top, extra = select_top_k(part, triage.top_k, triage.random, self.spec.seed, key)
+                chosen = {
+                    **{candidates[i]: "triage_top" for i in top},
+                    **{candidates[i]: "triage_random" for i in extra},
+                }
+            else:  # nothing could be learned from the sample: pick the rest at random (the report says so)
+                _, extra = select_top_k(
+                    torch.zeros(len(candidates), 1), 0, triage.top_k + triage.random, self.spec.seed, key
                 )
-                session.add_all(
-                    SQLALogitLens(
-                        activation_id=activations[p].id,
-                        layer=layer,
-                        token_ids=r.token_ids,
-                        tokens=r.tokens,
-                        logprobs=r.logprobs,
-                    )  # fmt: skip
-                    for p, r in zip(picked, readings, strict=True)
-                )
+                chosen = {candidates[i]: "triage_random" for i in extra}
+            with self.store.session() as session:
+                token_ids = dict(session.execute(
+                    select(SQLATokenPosition.position, SQLATokenPosition.id)
+                    .where(SQLATokenPosition.transcript_id == transcript_id)
+                ).all())  # fmt: skip
+                self._add_activations(session, targets[arm_of[key]], nla, token_ids, streams, chosen)
+
+    def _screen_transcript(
+        self, screen: Screen, target: Target, nla: NLA, transcript_id: int
+    ) -> tuple[list[int], dict[int, torch.Tensor], torch.Tensor]:
+        """A transcript's unsampled candidate positions, its residual streams and their raw screen scores."""
+        with self.store.session() as session:
+            messages = session.scalars(
+                select(SQLAMessage)
+                .where(SQLAMessage.transcript_id == transcript_id)
+                .order_by(SQLAMessage.message_index)
+            ).all()
+            sampled = set(session.scalars(
+                select(SQLATokenPosition.position)
+                .join(SQLAActivation, SQLAActivation.token_position_id == SQLATokenPosition.id)
+                .where(SQLATokenPosition.transcript_id == transcript_id)
+            ).all())  # fmt: skip
+        transcript = Transcript(
+            tuple(Message(m.role, m.content) for m in messages), f"transcript {transcript_id}"
+        )
+        tokenized = tokenize_transcript(target.tokenizer, transcript)
+        candidates = [p for p in candidate_positions(tokenized.tokens, self.spec.tokens) if p not in sampled]
+        streams = residual_streams(
+            target.model, tokenized.input_ids, [nla.meta.layer, *self._lens_layers(nla)]
+        )
+        vectors = streams[nla.meta.layer][candidates]
+        lens_logprobs, lens_words = None, []
+        if screen.strategy == "lens" and candidates:
+            readings = logit_lens(target.model, target.tokenizer, vectors, nla.meta.layer, LENS_TOP)
+            lens_logprobs = torch.tensor([r.logprobs for r in readings])
+            lens_words = [[words(t) for t in r.tokens] for r in readings]
+        return candidates, streams, screen.raw_scores(vectors, lens_logprobs, lens_words)
+
+    def _record(self, run_id: int, **extra: object) -> None:
+        """Add to a run's provenance."""
+        with self.store.session() as session:
+            run = session.get(SQLARun, run_id)
+            run.provenance_json = {**run.provenance_json, **extra}
 
     # -- stage 3: explanations ---------------------------------------------------------------
     def _pending_vectors(self, nla: NLA) -> tuple[list[tuple[str, bytes]], int]:

@@ -8,6 +8,13 @@ each K gives and a random-selection baseline, and the recall at the K that gives
 (target >= 0.9). Run it with::
 
     .venv/bin/python benchmarks/triage.py [--db triage-bench.db] [--checkpoint default]
+    .venv/bin/python benchmarks/triage.py --strategies directions distilled lens [--organism taboo-a]
+
+With ``--strategies`` it also replays the screened strategies (``benchmarks/screening.py``) on the same
+exhaustive campaign, and with ``--organism`` on an exhaustive organism-against-base campaign too, where what
+must be kept is the organism's tokens whose explanations name an answer-key term. Each strategy gets its
+recall curve over the verbalized fraction (its training sample included), the recall at the 10x point with
+a Wilson interval against the random baseline, and its screening cost per token against verbalizing one.
 
 ``default`` is the bundled trained NLA for the starter's target and layer (``init`` where none
 ships). With the untrained ``init`` NLA the flags themselves are noise (its explanations carry no
@@ -29,7 +36,7 @@ from rich.table import Table
 from sqlalchemy import Select, func, select
 
 from audits.campaign_registry import register_campaign
-from audits.campaign_spec import load_campaign
+from audits.campaign_spec import CampaignSpec, load_campaign
 from audits.campaign_status import campaign_status
 from audits.runner import CampaignRunner
 from audits.scenario_library import load_library
@@ -49,7 +56,7 @@ from audits.store import (
     upgrade,
 )
 from audits.themes.definitions import select_themes
-from audits.themes.rates import campaign_id_of, current_rules, is_current
+from audits.themes.rates import campaign_id_of, current_rules, flag_frame, is_current
 from audits.themes.triage import theme_directions
 from nla.checkpoint import load_nla
 from nla.pipeline import load_target
@@ -183,6 +190,71 @@ def costs(store: Store, campaign: str, checkpoint: str) -> tuple[float, float, f
     return per_explanation * spec.sampling.samples, triage, setup, len(vectors)
 
 
+def run_exhaustive_organism(
+    db: str, organism: str, requests: int, checkpoint: str
+) -> tuple[str, CampaignSpec]:
+    """An organism against its base over ``requests`` held-out requests, every user and assistant token
+    verbalized (2 samples each)."""
+    from audits.campaign_spec import campaign_from_dict
+    from audits.organisms import get_organism
+
+    o = get_organism(organism)
+    library = load_library()
+    slot, values = next(iter(library[o.scenarios[0]].conditions.items()))
+    spec = campaign_from_dict({
+        "name": f"screen-bench-{organism}", "target": {"max_new_tokens": 48},
+        "arms": {"organism": {"model": o.ref}, "base": {"model": o.base}}, "control_arm": "base",
+        "nla": {"checkpoint": checkpoint, "layer": 20}, "scenarios": {"ids": o.scenarios[:1]},
+        "conditions": {slot: list(values)[:requests]},
+        "tokens": {"roles": ["user", "assistant"], "max_per_transcript": None, "reply_header": True},
+        "sampling": {"samples": 2, "temperature": 1.0, "top_p": 0.95, "max_new_tokens": 72},
+        "themes": ["hidden_motive", "deception"],
+    }, library)  # fmt: skip
+    upgrade(db)
+    with open_store(db) as store:
+        register_campaign(store, spec)
+        CampaignRunner(store, spec.name, library, stage=lambda s: progress_bar(console, s)).run()
+    return spec.name, spec
+
+
+def strategy_table(
+    store: Store, campaign: str, spec: CampaignSpec, positives: dict[str, set[int]], args
+) -> None:
+    """Replay each strategy and print its recall at the 10x point and its curve."""
+    from benchmarks.screening import campaign_tokens, interval, replay
+
+    tokens = campaign_tokens(store, campaign)
+    target = load_target(spec.control() and spec.arms[spec.control()].model or spec.target.model)
+    nla = load_nla(spec.nla.checkpoint, target_ref=target.ref, layer=spec.nla.layer)
+    verbalize = costs(store, campaign, spec.nla.checkpoint)[0] if spec.themes else float("nan")
+    table = Table("positives", "strategy", "K", "verbalized", "recall at the 10x point", "random", "screening cost",
+                  title=f"{campaign}: {len(tokens.frame)} tokens, sample {args.sample:.0%}")  # fmt: skip
+    for label, found in positives.items():
+        if not found:
+            console.print(f"{label}: no positives in the exhaustive run; recall undefined")
+            continue
+        for strategy in args.strategies:
+            curve = replay(store, campaign, spec, tokens, found, strategy, target=target, nla=nla, sample=args.sample,
+                           max_k=args.max_k)  # fmt: skip
+            point = curve.at_saving(10)
+            if point is None:
+                table.add_row(label, strategy, "-", "-", "no K saves 10x", "-", "-")
+                continue
+            k, fraction, hit, total = point
+            ratio = (
+                f"1/{verbalize / curve.screening_seconds_per_token:,.0f}" if verbalize == verbalize else "-"
+            )
+            table.add_row(label, strategy, str(k), f"{fraction:.1%}", interval(hit, total), f"{fraction:.2f}",
+                          f"{curve.screening_seconds_per_token * 1e3:.2f} ms/token ({ratio})")  # fmt: skip
+            console.print(
+                f"{label} / {strategy}: "
+                + ", ".join(f"K={k} {f:.0%}->{h / t:.2f}" for k, f, h, t in curve.points[::2])
+            )
+            for entry in curve.report:
+                console.print(f"   {entry}")
+    console.print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", default="triage-bench.db", help="store to build (reused if it exists)")
@@ -191,6 +263,11 @@ def main() -> None:
         default="default",
         help="the NLA to verbalize with (default: the bundled trained NLA, else init)",
     )
+    parser.add_argument("--strategies", nargs="*", default=[], help="also replay: directions distilled lens")
+    parser.add_argument("--sample", type=float, default=0.04, help="screened strategies' sample share")
+    parser.add_argument("--max-k", type=int, default=20)
+    parser.add_argument("--organism", help="also an exhaustive organism-against-base campaign (e.g. taboo-a)")
+    parser.add_argument("--requests", type=int, default=12, help="organism campaign: requests per arm")
     args = parser.parse_args()
     name = run_exhaustive(args.db, args.checkpoint)
     with open_store(args.db) as store:
@@ -226,6 +303,36 @@ def main() -> None:
             k, saving, recall, random = ten
             console.print(
                 f"at K={k} (saving {saving:.1f}x): triage recall {recall:.2f} vs random {random:.2f}"
+            )
+    if args.strategies:
+        replay_strategies(args, name)
+
+
+def replay_strategies(args: argparse.Namespace, name: str) -> None:
+    """The screened strategies on the starter (raised flags per theme) and an organism (key-term tokens)."""
+    from audits.organisms.answer_keys import load_answer_key
+    from benchmarks.screening import key_positives
+
+    library = load_library()
+    spec = load_campaign(starter_path("starter"), library)
+    spec = spec.model_copy(
+        update={"name": name, "nla": spec.nla.model_copy(update={"checkpoint": args.checkpoint})}
+    )
+    with open_store(args.db) as store:
+        flags = flag_frame(store, name, raised_only=True)
+        positives = {"raised flags (any theme)": set(flags["token_position_id"])}
+        positives |= {f"raised {t}": set(g["token_position_id"]) for t, g in flags.groupby("theme_id")}
+        strategy_table(store, name, spec, positives, args)
+    if args.organism:
+        organism_name, organism_spec = run_exhaustive_organism(
+            args.db, args.organism, args.requests, args.checkpoint
+        )
+        key = load_answer_key(args.organism)
+        keys = {t.lower() for t in key.terms} | ({key.taboo.word, *key.taboo.forms} if key.taboo else set())
+        with open_store(args.db) as store:
+            found = key_positives(store, organism_name, keys, "organism")
+            strategy_table(
+                store, organism_name, organism_spec, {"answer-key terms (organism arm)": found}, args
             )
 
 

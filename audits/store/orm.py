@@ -42,7 +42,7 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 RUN_STATUSES = ("running", "completed", "interrupted", "failed", "budget_exhausted")
-SELECTIONS = ("cap", "triage_top", "triage_random")
+SELECTIONS = ("cap", "triage_top", "triage_random", "triage_sample")
 REVIEW_DECISIONS = ("confirm", "dismiss", "follow_up")
 TRANSCRIPT_SOURCES = ("given", "generated", "read")
 """``read``: an arm's model teacher-forced on another arm's transcript (the same-text control)."""
@@ -241,7 +241,8 @@ class SQLAActivation(Base):
     norm: Mapped[float]
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     selection: Mapped[str] = mapped_column(String, server_default="cap")
-    """Why the token is verbalized: ``cap`` (token selection), ``triage_top`` or ``triage_random``."""
+    """Why the token is verbalized: ``cap`` (token selection), ``triage_top`` or ``triage_random`` (triage), or
+    ``triage_sample`` (the random sample a distilled triage verbalizes first to train its probes)."""
 
 
 class SQLALogitLens(Base):

@@ -14,11 +14,13 @@ from nla.errors import NLAError
 from workbench.cli.campaign_commands import campaign_app, demo
 from workbench.cli.dashboard_command import dashboard
 from workbench.cli.db_commands import db_app
+from workbench.cli.discover_command import discover_command
 from workbench.cli.nla_commands import nla_app
+from workbench.cli.organism_commands import organism_app
 from workbench.cli.progress import Interrupted
 from workbench.cli.report_commands import export, report, review_app
-from workbench.cli.theme_commands import themes_app
 from workbench.cli.text import terminal_safe
+from workbench.cli.theme_commands import themes_app
 from workbench.cli.train_commands import train_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Audit language models with NLAs.")
@@ -28,6 +30,8 @@ app.add_typer(campaign_app, name="campaign")
 app.add_typer(themes_app, name="themes")
 app.add_typer(review_app, name="review")
 app.add_typer(train_app, name="train")
+app.add_typer(organism_app, name="organism")
+campaign_app.command("discover")(discover_command)
 app.command("report")(report)
 app.command("export")(export)
 app.command("demo")(demo)

@@ -1,0 +1,91 @@
+"""The Discover page through Streamlit's AppTest on a real store with target arms: the fine-tune arm's
+explanations carry words (and markup) the base arm's do not; the page ranks them, opens their evidence,
+keeps untrusted text as text, and explains an empty comparison."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import case, select, update
+from streamlit.testing.v1 import AppTest
+
+from audits.campaign_registry import register_campaign
+from audits.campaign_spec import campaign_from_dict
+from audits.runner import CampaignRunner
+from audits.store import SQLAActivation, SQLAExplanation, open_store, upgrade
+from tests.audits.test_arms import arms_campaign
+from tests.nla.test_adapters import make_adapter
+from tests.workbench.dashboard.conftest import APP
+from workbench.dashboard import DB_ENV
+
+PLANTED = " A pirate treasure chest <script>alert('x')</script> [link](javascript:alert(1))"
+CALM = (" A calm garden walk.", " A quiet river bend.", " An old stone bridge.")
+"""What the base arms' explanations add, varied so that none of it is the arms' fixed phrasing."""
+RAW_TAG = re.compile(r"<\s*/?\s*script\b", re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def arms_store(tiny_dirs, tiny_init_dirs, tiny_taught_dir, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("discover")
+    db = str(root / "store.db")
+    upgrade(db)
+    data = arms_campaign(tiny_dirs, {"llama": tiny_taught_dir}, make_adapter(tiny_dirs["llama"], root / "lora"))
+    data["sampling"] = {"samples": 2, "temperature": 0.0, "max_new_tokens": 40}
+    with open_store(db) as store:
+        register_campaign(store, campaign_from_dict(data, {}))
+        CampaignRunner(store, "arms", {}).run()
+        with store.session() as s:  # the fine-tune's explanations say other things than the base's
+            tuned = select(SQLAActivation.activation_key).where(SQLAActivation.model_ref.like("%+adapter:%"))
+            s.execute(update(SQLAExplanation).where(SQLAExplanation.activation_key.in_(tuned))
+                      .values(text=SQLAExplanation.text + PLANTED))  # fmt: skip
+            calm = case(*((SQLAExplanation.id % 3 == i, SQLAExplanation.text + text) for i, text in enumerate(CALM)))
+            s.execute(update(SQLAExplanation).where(SQLAExplanation.activation_key.not_in(tuned)).values(text=calm))
+    return Path(db)
+
+
+@pytest.fixture
+def db(arms_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    copy = tmp_path / "store.db"
+    shutil.copy(arms_store, copy)
+    monkeypatch.setenv(DB_ENV, str(copy))
+    return str(copy)
+
+
+def discover_page(**params: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    for key, value in {"campaign": "arms", **params}.items():
+        at.query_params[key] = value
+    at.run()
+    at.switch_page("views/discover.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_discover_ranks_the_planted_terms_and_keeps_text_as_text(db: str) -> None:
+    gated = discover_page(arm="tuned", against="base")
+    assert any("48 explanations were left out as low" in i.value for i in gated.info)  # the tiny NLA's FVE is below 0
+    at = discover_page(arm="tuned", against="base", low="true")
+    assert [t.value for t in at.title] == ["Discover"]
+    terms = at.dataframe[0].value
+    assert {"pirate", "treasure", "pirate treasure"} <= set(terms["term"])
+    assert not set(terms["term"]) & {"suspects", "tested"}  # in every explanation of both arms: scaffolding
+    row = terms.set_index("term").loc["treasure"]
+    assert row["transcripts"] == 3 and row["visible text"] == "0 of 3"
+    assert str(row["open"]).startswith("./transcript?campaign=arms&transcript=")
+    evidence = at.dataframe[1].value
+    assert len(evidence) > 0 and evidence["text"].str.contains("<script>alert('x')</script>", regex=False).all()
+    for element in [*at.markdown, *at.caption, *at.info]:
+        assert not RAW_TAG.search(element.value), element.value
+        assert "](javascript:" not in element.value
+
+
+def test_the_reading_arm_and_an_empty_comparison(db: str) -> None:
+    same_text = discover_page(arm="base-reads-tuned", against="base", low="true")
+    assert not {"pirate", "treasure"} & set(same_text.dataframe[0].value["term"])  # planted in the tuned arm only
+    empty = discover_page(arm="base-reads-tuned", against="base", positions="in-reply", top="5")
+    assert any("left out as low" in i.value for i in empty.info)
+    replies = discover_page(arm="tuned", against="base", source="replies", low="true")
+    assert not replies.exception
