@@ -1,6 +1,15 @@
 """Analysis-ready exports of a campaign: flags, explanations, reviews or tokens as CSV, JSONL or
 Parquet. Rows stream from the database in chunks (never a whole table in memory) and every column has
-a fixed name, type and meaning (:data:`COLUMNS`), so files from different campaigns concatenate."""
+a fixed name, type and meaning (:data:`COLUMNS`), so files from different campaigns concatenate.
+
+A campaign's explanations are its own activations' samples under the NLA settings its runs used
+(checkpoint, sampling key, samples per vector), whichever run wrote them: explanations are shared by
+content, so another campaign's samples of the same vectors (another checkpoint, other sampling, more
+samples) are never exported with it. ``checkpoint_id`` and ``sampling_key`` say which setting a row is.
+
+CSV cells that a spreadsheet would run as a formula (text starting with ``=``, ``+``, ``-``, ``@``, a tab
+or a carriage return: model output and transcripts are untrusted) are written with a leading ``'``
+(OWASP's CSV-injection advice); JSONL and Parquet keep every value as it is."""
 
 from __future__ import annotations
 
@@ -13,13 +22,15 @@ from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, false, func, or_, select
 
 from audits.store import (
     SQLAActivation,
+    SQLACampaign,
     SQLAExplanation,
     SQLAFlag,
     SQLAReview,
+    SQLARun,
     SQLATokenPosition,
     SQLATranscript,
     SQLATriageScore,
@@ -54,7 +65,9 @@ COLUMNS: dict[str, list[tuple[str, pa.DataType, str]]] = {
     ],
     "explanations": [
         ("explanation_id", _INT, "explanation row id"), *_TOKEN, ("activation_key", _STR, "sha256 of the vector"),
-        ("checkpoint_id", _STR, "NLA checkpoint id"), ("sample_index", _INT, "sample number for this vector"),
+        ("checkpoint_id", _STR, "NLA checkpoint id"),
+        ("sampling_key", _STR, "sha256 of the sampling settings (temperature, top-p, length cap, seed)"),
+        ("sample_index", _INT, "sample number for this vector"),
         ("status", _STR, "ok, empty, unclosed, no_tags or injection_failed"), ("text", _STR, "parsed explanation"),
         ("n_tokens", _INT, "generated tokens"), ("finish", _STR, "stop, eos or length"), ("cos", _F64, "AR cos"),
         ("mse", _F64, "AR normalised mse"), ("fve", _F64, "AR FVE (null without a baseline)"),
@@ -88,7 +101,18 @@ def _from_tokens(query: Select, campaign_id: int) -> Select:
     )
 
 
-def _query(what: What, campaign_id: int) -> Select:
+def explanation_scope(store: Store, campaign_id: int) -> tuple[list[tuple[str, str]], int]:
+    """The (checkpoint, sampling key) settings the campaign's runs used, and its samples per vector."""
+    with store.session() as session:
+        spec = session.scalar(select(SQLACampaign.spec_json).where(SQLACampaign.id == campaign_id)) or {}
+        runs = session.scalars(
+            select(SQLARun.provenance_json).where(SQLARun.campaign_id == campaign_id)
+        ).all()
+    settings = {(p.get("checkpoint_id"), p.get("sampling_key")) for p in runs if p}
+    return sorted(s for s in settings if None not in s), int((spec.get("sampling") or {}).get("samples", 1))
+
+
+def _query(what: What, campaign_id: int, scope: tuple[list[tuple[str, str]], int]) -> Select:
     if what == "flags":
         query = select(SQLAFlag.id, *_TOKEN_COLS, SQLAFlag.theme_id, SQLAFlag.theme_version, SQLAFlag.raised,
                        SQLAFlag.score, SQLAFlag.agreement, SQLAFlag.n_samples, SQLAFlag.n_hits, SQLAFlag.neighbours,
@@ -98,12 +122,25 @@ def _query(what: What, campaign_id: int) -> Select:
         return _from_tokens(query, campaign_id).order_by(SQLAFlag.id)
     if what == "explanations":
         e = SQLAExplanation
-        query = select(e.id, *_TOKEN_COLS, e.activation_key, e.checkpoint_id, e.sample_index, e.status, e.text,
-                       e.n_tokens, e.finish, e.cos, e.mse, e.fve, e.created_at)  # fmt: skip
-        query = query.join(SQLAActivation, SQLAActivation.activation_key == e.activation_key).join(
-            SQLATokenPosition, SQLATokenPosition.id == SQLAActivation.token_position_id
+        query = select(e.id, *_TOKEN_COLS, e.activation_key, e.checkpoint_id, e.sampling_key, e.sample_index,
+                       e.status, e.text, e.n_tokens, e.finish, e.cos, e.mse, e.fve, e.created_at)  # fmt: skip
+        settings, samples = scope
+        mine = (
+            or_(*(and_(e.checkpoint_id == c, e.sampling_key == k) for c, k in settings))
+            if settings
+            else false()
         )
-        return _from_tokens(query, campaign_id).order_by(SQLATokenPosition.id, e.sample_index, e.id)
+        query = (
+            query.join(
+                SQLAActivation,
+                and_(SQLAActivation.activation_key == e.activation_key, SQLAActivation.campaign_id == campaign_id),
+            )
+            .join(SQLATokenPosition, SQLATokenPosition.id == SQLAActivation.token_position_id)
+            .where(mine, e.sample_index < samples)
+        )  # fmt: skip
+        return _from_tokens(query, campaign_id).order_by(
+            SQLATokenPosition.id, e.checkpoint_id, e.sample_index, e.id
+        )
     if what == "reviews":
         r = SQLAReview
         query = (
@@ -133,11 +170,25 @@ def stream_rows(store: Store, campaign: str, what: What) -> Iterator[list[dict[s
     if what not in COLUMNS:
         raise InputError(f"--what {what!r}: choose one of {', '.join(COLUMNS)}")
     names = [name for name, _, _ in COLUMNS[what]]
-    query = _query(what, campaign_id_of(store, campaign))
+    campaign_id = campaign_id_of(store, campaign)
+    scope = explanation_scope(store, campaign_id) if what == "explanations" else ([], 0)
+    query = _query(what, campaign_id, scope)
     with store.engine.connect() as connection:
         result = connection.execution_options(stream_results=True, yield_per=CHUNK).execute(query)
         for chunk in result.partitions(CHUNK):
             yield [dict(zip(names, row, strict=True)) for row in chunk]
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: object) -> object:
+    """A CSV cell: datetimes in ISO form; text a spreadsheet would run as a formula behind a ``'``."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
 
 
 def _json_default(value: object) -> str:
@@ -165,9 +216,7 @@ def write_export(chunks: Iterator[list[dict[str, Any]]], what: What, fmt: Format
         for chunk in chunks:
             for row in chunk:
                 if writer:
-                    writer.writerow(
-                        {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
-                    )
+                    writer.writerow({k: _csv_cell(v) for k, v in row.items()})
                 else:
                     fh.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
             count += len(chunk)
