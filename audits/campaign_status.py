@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
@@ -14,11 +14,28 @@ from audits.store import (
     SQLACampaign,
     SQLAExplanation,
     SQLAFlag,
+    SQLAMessage,
     SQLARun,
     SQLATranscript,
     SQLAVariant,
     Store,
 )
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A variant whose transcript does not fit the target's context window."""
+
+    variant_key: str
+    tokens: int | None
+    """Its length in tokens (None when the tokenizer could not be loaded to count it)."""
+    limit: int | None
+    """The target's context window in tokens."""
+
+    def describe(self) -> str:
+        if self.tokens is None or self.limit is None:
+            return f"{self.variant_key}: longer than the target's context"
+        return f"{self.variant_key}: {self.tokens} tokens > context {self.limit}"
 
 
 @dataclass(frozen=True)
@@ -46,6 +63,10 @@ class CampaignStatus:
     flags: dict[str, int]
     """Verdict counts: ``judged`` (token x theme), ``raised``, ``low_fidelity`` and ``unverbalized``
     among the raised."""
+    refused: list[Refusal] = field(default_factory=list)
+    """Transcripts refused as longer than the target's context, each with its token count and the limit."""
+    warnings: list[str] = field(default_factory=list)
+    """Why the store holds nothing useful, where it does not, with the likely cause and the fix."""
 
     @property
     def explained(self) -> int:
@@ -100,12 +121,85 @@ def campaign_status(store: Store, name: str, library: dict[str, Scenario]) -> Ca
     expected = min(n_distinct, cap or n_distinct) * spec.sampling.samples
     remaining = max(expected - sum(explanations.values()), 0)
     eta = remaining / last_rate if last_rate and remaining else None
+    refused = (
+        refused_transcripts(store, campaign_id, spec.target.model) if transcripts.get("too_long") else []
+    )
+    untrained = bool(provenance) and provenance["nla_meta"]["stage"] == "init"
     return CampaignStatus(
         spec.name, variants, transcripts, n_acts, n_distinct, explanations, expected, cap,
         spec.budgets.max_wall_seconds, spec.sampling.samples, [tuple(r) for r in runs], eta,
-        bool(provenance) and provenance["nla_meta"]["stage"] == "init",
+        untrained,
         dict(zip(("judged", "raised", "low_fidelity", "unverbalized"), flag_counts, strict=True)),
+        refused, _warnings(transcripts, refused, explanations, spec.sampling.max_new_tokens, untrained),
     )  # fmt: skip
+
+
+def refused_transcripts(store: Store, campaign_id: int, target: str) -> list[Refusal]:
+    """The campaign's ``too_long`` transcripts, each counted with the target's tokenizer and chat
+    template (as the runner counted it) against the context window in the target's config."""
+    with store.session() as s:
+        rows = s.execute(
+            select(SQLAVariant.variant_key, SQLAMessage.role, SQLAMessage.content)
+            .join(SQLATranscript, SQLATranscript.variant_id == SQLAVariant.id)
+            .join(SQLAMessage, SQLAMessage.transcript_id == SQLATranscript.id)
+            .where(SQLAVariant.campaign_id == campaign_id, SQLATranscript.status == "too_long")
+            .order_by(SQLAVariant.variant_key, SQLAMessage.message_index)
+        ).all()
+    chats: dict[str, list[dict[str, str]]] = {}
+    for key, role, content in rows:
+        chats.setdefault(key, []).append({"role": role, "content": content})
+    try:
+        from transformers import AutoConfig
+
+        from nla.resolve import load_tokenizer, resolve_model_location
+
+        tokenizer = load_tokenizer(target)
+        limit = getattr(AutoConfig.from_pretrained(resolve_model_location(target)).get_text_config(),
+                        "max_position_embeddings", None)  # fmt: skip
+    except Exception:  # noqa: BLE001 (the count is a courtesy: without the model files, name the variants)
+        return [Refusal(key, None, None) for key in chats]
+    return [
+        Refusal(key, len(tokenizer.apply_chat_template(chat, return_dict=False)), limit)
+        for key, chat in chats.items()
+    ]
+
+
+def _warnings(
+    transcripts: dict[str, int],
+    refused: list[Refusal],
+    explanations: dict[str, int],
+    cap: int,
+    untrained: bool,
+) -> list[str]:
+    out = []
+    if refused:
+        shown = "; ".join(r.describe() for r in refused[:10]) + ("; ..." if len(refused) > 10 else "")
+        out.append(
+            f"{len(refused)} transcript(s) refused as longer than the target's context, so never read: {shown}. "
+            "Shorten those scenarios or audit a target with a longer context."
+        )
+    if not transcripts.get("ok") and sum(transcripts.values()):
+        out.append("no transcript could be read (see the statuses above): the run produced no activations.")
+    total, ok = sum(explanations.values()), explanations.get("ok", 0)
+    if total and not ok:
+        worst = max(explanations, key=explanations.get)
+        if worst == "unclosed":
+            out.append(
+                f"all {total} explanations are unclosed: the NLA did not finish one within "
+                f"sampling.max_new_tokens={cap} tokens, so nothing was scored or flagged. Raise "
+                "sampling.max_new_tokens (the bundled SmolLM2 NLA writes ~60) in a new campaign."
+            )
+        else:
+            out.append(
+                f"none of the {total} explanations parsed ({', '.join(f'{k} {v}' for k, v in sorted(explanations.items()))}): "
+                "nothing was scored or flagged; "
+                + (
+                    "the NLA is untrained (init): use a trained one"
+                    if untrained
+                    else "check that the NLA checkpoint was trained for this target and layer."
+                )
+            )
+    return out
 
 
 def _explanation_counts(session, keys, provenance: dict | None, samples: int) -> tuple[dict[str, int], int]:

@@ -204,6 +204,7 @@ def limitations(data: ReportData) -> list[str]:
         "Only ok explanations are scored; the others are excluded from rates.",
         f"{s.flags['judged']} token-theme verdicts, {s.flags['raised']} raised, {s.flags['low_fidelity']} of them "
         f"low-fidelity, {s.flags['unverbalized']} unverbalized.",
+        *s.warnings,  # what the run could not do and why (too-long transcripts, unparsed explanations)
     ]  # fmt: skip
 
 

@@ -238,6 +238,8 @@ def print_status(s: CampaignStatus) -> None:
         )  # fmt: skip
     table.add_row("variants", str(s.variants))
     table.add_row("transcripts", _counts(s.transcripts) or "none yet")
+    for refusal in s.refused:
+        table.add_row("  too_long", Text(terminal_safe(refusal.describe())))
     table.add_row("activations", f"{s.activations} ({s.distinct_activations} distinct vectors)")
     budget = f" · budget {s.max_vectors} vectors" if s.max_vectors else ""
     table.add_row(
@@ -256,6 +258,8 @@ def print_status(s: CampaignStatus) -> None:
         end = finished.strftime("%H:%M:%S") if finished else "…"
         table.add_row(f"run {run_id}", f"{state} ({started:%Y-%m-%d %H:%M:%S} → {end})")
     console.print(table)
+    for warning in s.warnings:
+        console.print(Text.assemble(("warning: ", "bold yellow"), terminal_safe(warning)))
 
 
 def _counts(counts: dict[str, int]) -> str:
