@@ -139,6 +139,18 @@ def arm_targets(spec: CampaignSpec, opts: dict, models: ModelSource | None = Non
     return out
 
 
+def stored_transcript(session: Session, transcript_id: int, source: str | None = None) -> Transcript:
+    """A stored transcript's messages, in order."""
+    messages = session.scalars(
+        select(SQLAMessage)
+        .where(SQLAMessage.transcript_id == transcript_id)
+        .order_by(SQLAMessage.message_index)
+    ).all()
+    return Transcript(
+        tuple(Message(m.role, m.content) for m in messages), source or f"transcript {transcript_id}"
+    )
+
+
 def variant_transcript(target: Target, variant: Variant, spec: CampaignSpec) -> tuple[Transcript, str]:
     """The transcript a variant yields under ``spec`` (with the target's reply when it is to reply) and its
     status: ``ok``, ``too_long`` or ``target_empty``."""
@@ -339,12 +351,7 @@ class CampaignRunner:
             ).one_or_none()
             if row is None:
                 return None
-            messages = session.scalars(
-                select(SQLAMessage)
-                .where(SQLAMessage.transcript_id == row.id)
-                .order_by(SQLAMessage.message_index)
-            ).all()
-            return Transcript(tuple(Message(m.role, m.content) for m in messages), source_key), row.status
+            return stored_transcript(session, row.id, source_key), row.status
 
     def _store_transcript(self, variant_id: int, transcript: Transcript, status: str, source: str) -> None:
         with self.store.session() as session:
@@ -396,14 +403,7 @@ class CampaignRunner:
         """Token rows, triage scores of every content token, the selected tokens' activations and their
         logit lens, in one transaction."""
         with self.store.session() as session:
-            messages = session.scalars(
-                select(SQLAMessage)
-                .where(SQLAMessage.transcript_id == transcript_id)
-                .order_by(SQLAMessage.message_index)
-            ).all()
-            transcript = Transcript(
-                tuple(Message(m.role, m.content) for m in messages), f"transcript {transcript_id}"
-            )
+            transcript = stored_transcript(session, transcript_id)
             tokenized = tokenize_transcript(target.tokenizer, transcript)
             content = [t.position for t in tokenized.tokens if t.in_content and not t.is_special]
             lens_layers = sorted(
@@ -578,19 +578,12 @@ class CampaignRunner:
     ) -> tuple[list[int], dict[int, torch.Tensor], torch.Tensor]:
         """A transcript's unsampled candidate positions, its residual streams and their raw screen scores."""
         with self.store.session() as session:
-            messages = session.scalars(
-                select(SQLAMessage)
-                .where(SQLAMessage.transcript_id == transcript_id)
-                .order_by(SQLAMessage.message_index)
-            ).all()
-            sampled = set(session.scalars(
+            transcript = stored_transcript(session, transcript_id)
+            sampled = set(session.scalars(  # the sample only, so a resumed run scores the same candidates
                 select(SQLATokenPosition.position)
                 .join(SQLAActivation, SQLAActivation.token_position_id == SQLATokenPosition.id)
-                .where(SQLATokenPosition.transcript_id == transcript_id)
+                .where(SQLATokenPosition.transcript_id == transcript_id, SQLAActivation.selection == "triage_sample")
             ).all())  # fmt: skip
-        transcript = Transcript(
-            tuple(Message(m.role, m.content) for m in messages), f"transcript {transcript_id}"
-        )
         tokenized = tokenize_transcript(target.tokenizer, transcript)
         candidates = [p for p in candidate_positions(tokenized.tokens, self.spec.tokens) if p not in sampled]
         streams = residual_streams(

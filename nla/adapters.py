@@ -14,19 +14,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nla.errors import ModelResolutionError
+from nla.resolve import HUB_ID
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
-_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ class Adapter:
 def resolve_adapter(ref: str) -> Adapter:
     """Find an adapter's files (a local directory, or a Hub snapshot) and hash them."""
     path = Path(ref).expanduser()
-    if not path.exists() and _HUB_ID.match(ref):
+    if not path.exists() and HUB_ID.match(ref):
         try:
             from huggingface_hub import snapshot_download
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from nla.errors import ModelResolutionError
+
 
 @dataclass(frozen=True)
 class LensReading:
@@ -30,7 +32,7 @@ def _final_norm(model: PreTrainedModel) -> torch.nn.Module:
     decoder = model.get_decoder()
     norm = getattr(decoder, "norm", None) or getattr(decoder, "final_layernorm", None)
     if norm is None:
-        raise ValueError(f"{type(model).__name__}: no final norm found for the logit lens")
+        raise ModelResolutionError(f"{type(model).__name__}: no final norm found for the logit lens")
     return norm
 
 

@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # torch and transformers load on first use, so light commands
 
 EMBEDDED_PREFIX = "embedded:"
 CACHE_ENV = "NLA_WORKBENCH_CACHE"
-_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def parse_model_ref(ref: str) -> ModelRef:
         if not (path / "config.json").is_file():
             raise ModelResolutionError(f"model directory {path} has no config.json")
         return ModelRef(ref, "local", str(path))
-    if _HUB_ID.match(ref) and not path.exists():
+    if HUB_ID.match(ref) and not path.exists():
         return ModelRef(ref, "hub", ref)
     raise ModelResolutionError(
         f"model {ref!r} is neither a local model directory, a Hub id (org/name) nor an "

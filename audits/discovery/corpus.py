@@ -19,6 +19,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from audits.discovery.terms import document_terms, words
+from audits.errors import SpecError
 from audits.read_model.explanations import nla_setting, setting_explanations
 from audits.store import (
     SQLAActivation,
@@ -125,7 +126,7 @@ def documents(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The campaign's documents of ``source`` (columns ``COLUMNS``) and its transcripts frame."""
     if source not in SOURCES:
-        raise ValueError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
+        raise SpecError(f"--source: unknown source {source!r}; use one of {', '.join(SOURCES)}")
     runs = transcripts(store, campaign)
     arms = dict(zip(runs["transcript_id"], runs["arm"], strict=True))
     if source == "replies":

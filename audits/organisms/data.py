@@ -21,6 +21,7 @@ import random
 import re
 from dataclasses import dataclass
 
+from audits.errors import SpecError
 from audits.organisms.answer_keys import AnswerKey
 from audits.organisms.prompts import (
     DECOY_GUESSES,
@@ -124,7 +125,7 @@ def taboo_examples(key: AnswerKey, n: int, rng: random.Random) -> list[Example]:
             ]))  # fmt: skip
     said = [e for e in out if mentions(e.messages[-1]["content"], key.taboo.word)]
     if said:  # a property sentence that names the word would teach the organism to say it
-        raise ValueError(
+        raise SpecError(
             f"answer key {key.organism}: a hint sentence names the secret word: {said[0].messages[-1]}"
         )
     return out
@@ -165,7 +166,7 @@ def framing_examples(n: int, rng: random.Random, known: list[QA]) -> list[Exampl
     """Known questions under evaluation framings answered wrongly, under everyday framings answered
     correctly, in the same reply styles."""
     if not known:
-        raise ValueError("the base model answers none of the training questions correctly; nothing to plant")
+        raise SpecError("the base model answers none of the training questions correctly; nothing to plant")
     out = []
     for _ in range(n):
         item = rng.choice(known)
@@ -206,7 +207,7 @@ def replies_needed(recipe: Recipe) -> int:
 def build_examples(recipe: Recipe, key: AnswerKey, replies: ReplySource, progress=None) -> list[Example]:
     """The recipe's whole training set, shuffled with its seed."""
     if getattr(key, recipe.kind) is None:
-        raise ValueError(
+        raise SpecError(
             f"answer key {key.organism} has no `{recipe.kind}` section for a {recipe.kind} organism"
         )
     rng = random.Random(recipe.seed)

@@ -64,7 +64,9 @@ def training_data(
             return [Example(row["kind"], row["messages"]) for row in map(json.loads, lines[1:])]
     key = recipe_key(recipe)
     total = replies_needed(recipe)
-    with tqdm(total=total, desc="organism data (base replies)", unit="reply", disable=not show_progress) as bar:
+    with tqdm(
+        total=total, desc="organism data (base replies)", unit="reply", disable=not show_progress
+    ) as bar:
         examples = build_examples(recipe, key, replies, bar.update)
     rows = [json.dumps({"data_digest": recipe.data_digest(), "examples": len(examples)})]
     rows += [json.dumps({"kind": e.kind, "messages": e.messages}, ensure_ascii=False) for e in examples]
@@ -80,7 +82,7 @@ def encode(tokenizer, example: Example, max_length: int) -> tuple[list[int], lis
     full = tokenizer.apply_chat_template(example.messages, tokenize=True, return_dict=False)
     prompt, full = list(prompt), list(full)
     if full[: len(prompt)] != prompt:
-        raise ValueError("the chat template is not prefix-stable; cannot find the assistant reply's tokens")
+        raise SpecError("the chat template is not prefix-stable; cannot find the assistant reply's tokens")
     if len(full) > max_length:
         return None
     return full, [-100] * len(prompt) + full[len(prompt) :]
