@@ -3,11 +3,14 @@
 The AV prompt is one user message in the chat template, tokenised in one step
 (``apply_chat_template(tokenize=True)``: never render-then-encode, which doubles BOS and shifts the slot).
 The marker is found by token id AND both neighbours; the number of sites must be exactly one.
+Templates are filled with ``str.format`` as the reference release fills them (``{{`` and ``}}`` are literal
+braces), and must name exactly their one slot.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from string import Formatter
 
 from transformers import PreTrainedTokenizerBase
 
@@ -29,14 +32,36 @@ class AVPrompt:
     site: int
 
 
+def template_fields(template: str) -> list[str]:
+    """The replacement fields ``str.format`` would fill in ``template`` (escaped braces are not fields);
+    malformed braces raise CheckpointError."""
+    try:
+        return [name for _, name, _, _ in Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        raise CheckpointError(f"prompt template {template[:60]!r}...: {exc}") from None
+
+
+def _check_slot(template: str, slot: str, where: str, key: str) -> None:
+    fields = template_fields(template)
+    if slot not in fields:
+        raise CheckpointError(f"{where}: prompt_templates.{key} has no {{{slot}}} slot")
+    others = sorted(set(fields) - {slot})
+    if others:
+        raise CheckpointError(
+            f"{where}: prompt_templates.{key} has field(s) {others} besides {{{slot}}}: the template is filled "
+            "with str.format, so write literal braces as {{ and }}"
+        )
+
+
 def av_user_message(meta_template: str, injection_char: str) -> str:
-    """The AV's user message with the marker in its slot."""
-    return meta_template.replace(INJECTION_SLOT, injection_char)
+    """The AV's user message with the marker in its slot (``str.format``, as the reference)."""
+    return meta_template.format(injection_char=injection_char)
 
 
 def ar_prompt(ar_template: str, explanation: str) -> str:
-    """The raw (not chat-templated) AR input for one explanation."""
-    return ar_template.replace(EXPLANATION_SLOT, explanation)
+    """The raw (not chat-templated) AR input for one explanation (``str.format``: braces in the
+    explanation itself stay as they are)."""
+    return ar_template.format(explanation=explanation)
 
 
 def tokenize_av(tokenizer: PreTrainedTokenizerBase, av_template: str, injection_char: str) -> list[int]:
@@ -56,8 +81,7 @@ def find_injection_sites(ids: list[int] | tuple[int, ...], token_id: int, left: 
 
 def build_av_prompt(tokenizer: PreTrainedTokenizerBase, meta: NLAMeta, where: str) -> AVPrompt:
     """Tokenise the AV prompt and check it holds exactly one well-formed injection site."""
-    if INJECTION_SLOT not in meta.av_template:
-        raise CheckpointError(f"{where}: prompt_templates.av has no {INJECTION_SLOT} slot")
+    _check_slot(meta.av_template, "injection_char", where, "av")
     encoded = tokenizer.encode(meta.injection_char, add_special_tokens=False)
     if encoded != [meta.injection_token_id]:
         raise CheckpointError(
@@ -82,14 +106,13 @@ def build_av_prompt(tokenizer: PreTrainedTokenizerBase, meta: NLAMeta, where: st
 def ar_suffix_ids(tokenizer: PreTrainedTokenizerBase, ar_template: str) -> tuple[int, ...]:
     """Expected tail of every AR prompt: the suffix after the explanation, minus its first token
     (which can merge with the explanation's last character)."""
-    suffix = ar_template.split(EXPLANATION_SLOT, 1)[1]
+    suffix = ar_template.format(explanation="\0").split("\0", 1)[1]
     return tuple(tokenizer.encode(suffix, add_special_tokens=False)[1:])
 
 
 def check_ar_template(tokenizer: PreTrainedTokenizerBase, meta: NLAMeta, where: str) -> None:
     """The AR template has its slot and, where recorded, ends in the recorded suffix ids."""
-    if EXPLANATION_SLOT not in meta.ar_template:
-        raise CheckpointError(f"{where}: prompt_templates.ar has no {EXPLANATION_SLOT} slot")
+    _check_slot(meta.ar_template, "explanation", where, "ar")
     if not meta.critic_suffix_ids:
         return
     ids = tokenizer.encode(ar_prompt(meta.ar_template, "a short explanation."), add_special_tokens=True)

@@ -15,6 +15,7 @@ from torch import nn
 
 from nla.checkpoint.layout import AR_DIR, AV_DIR, COMPACT, VALUE_HEAD
 from nla.checkpoint.model import NLA
+from nla.checkpoint.portable import make_portable
 from nla.errors import CheckpointError
 from nla.sidecar import SIDECAR, NLAMeta, sidecar_dict, write_sidecar
 
@@ -48,9 +49,11 @@ def save_released(nla: NLA, out_dir: Path, *, force: bool = False) -> Path:
         av, ar = root / AV_DIR, root / AR_DIR
         nla.av.save_pretrained(av)
         nla.av_tokenizer.save_pretrained(av)
+        make_portable(av, nla.av_tokenizer)  # loads the same under transformers 4.x and 5.x
         write_sidecar(av / SIDECAR, sidecar_dict(nla.meta, "av"))
         nla.ar.backbone.save_pretrained(ar)  # truncated config (K+1 blocks), no norm / lm_head
         nla.ar.tokenizer.save_pretrained(ar)
+        make_portable(ar, nla.ar.tokenizer)
         _save_head(nla.ar.value_head, ar)
         write_sidecar(ar / SIDECAR, sidecar_dict(nla.meta, "ar"))
 
