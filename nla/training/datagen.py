@@ -203,6 +203,7 @@ def _write_splits(run: RunDir, settings: RunSettings, n_chunks: int) -> dict[str
             "settings": settings.model_dump(mode="json"),
             "chunks": n_chunks,
             "datagen_seconds": round(seconds, 1),
+            "chunk_seconds": [read_sidecar(_chunk_path(run, i))["inputs"].get("seconds") for i in range(n_chunks)],
             "documents": int(frame[keep]["doc_id"].nunique()),
         }
         write_table(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import numpy as np
 import pandas as pd
@@ -50,6 +51,7 @@ class EvalConfig(BaseModel):
 def run_eval(run: RunDir, config: EvalConfig, which: str = "latest", *, show_progress: bool = True) -> dict:
     """Evaluate the run's NLA at stage ``which`` (sft, rl, latest); the results."""
     which = latest(run) if which == "latest" else which
+    began = time.perf_counter()
     out = run.stage(STAGE)
     nla = load_nla(str(assemble(run, out / f"nla-{which}", which)))
     frame, vectors = read_table(run.explained("eval"))
@@ -78,6 +80,7 @@ def run_eval(run: RunDir, config: EvalConfig, which: str = "latest", *, show_pro
     }
     scores = {name: score(pred, gold, nla.meta.mse_scale, baseline) for name, pred in predictions.items()}
     results = {
+        "seconds": round(time.perf_counter() - began, 1),
         "stage": which,
         "vectors": n,
         "fve_baseline": baseline,

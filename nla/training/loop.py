@@ -71,8 +71,10 @@ class TrainingLoop:
             while self.step < steps:
                 started = time.perf_counter()
                 metrics = step_fn(self.step)
-                self.seconds += time.perf_counter() - started
-                self.history.append({"step": self.step, **metrics})
+                elapsed = time.perf_counter() - started
+                self.seconds += elapsed
+                # per-step wall time: the model card's compute estimate takes the median (robust to pauses)
+                self.history.append({"step": self.step, **metrics, "step_seconds": elapsed})
                 self.step += 1
                 if self.step % save_every == 0 or self.step == steps:
                     self.save()

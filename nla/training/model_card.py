@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
+import pandas as pd
 
 from nla.training.run import SPLITS, RunDir
 from nla.training.stage import read_stage
@@ -53,6 +57,8 @@ def model_card(run: RunDir, which: str) -> str:
         "| stage | steps | wall time (s) | key settings | result |",
         "|---|---|---|---|---|",
         *_stage_rows(run),
+        "",
+        *compute_section(compute_records(run)),
         "",
         *_eval_lines(run),
     ]
@@ -114,6 +120,78 @@ def _stage_rows(run: RunDir) -> list[str]:
             f"| {name} | {record['steps']} | {record['train_seconds']} | {config} | {_result(record['metrics'])} |"
         )
     return rows
+
+
+@dataclass(frozen=True)
+class ComputeRecord:
+    """One stage's recorded wall time, and its units (chunks, steps) with their median time when recorded."""
+
+    stage: str
+    seconds: float | None
+    units: int | None = None
+    unit: str = "step"
+    median: float | None = None
+    """Median seconds per unit: per-unit times are recorded from this version on."""
+
+    @property
+    def estimate(self) -> float | None:
+        """Units x median: the stage's time had it never waited (a shared CPU, a pause)."""
+        return self.units * self.median if self.units and self.median is not None else None
+
+
+def compute_records(run: RunDir) -> list[ComputeRecord]:
+    """Wall times of every stage, read from the run's records (split sidecars, stage.yaml, step history,
+    eval results)."""
+    inputs = read_sidecar(run.split(SPLITS[0]))["inputs"]
+    chunks = [c for c in inputs.get("chunk_seconds") or [] if c is not None]
+    records = [ComputeRecord("datagen", inputs.get("datagen_seconds"), inputs.get("chunks"), "chunk",
+                             float(np.median(chunks)) if chunks else None)]  # fmt: skip
+    for name in ("ar_sft", "av_sft", "rl"):
+        record = read_stage(run.stage(name))
+        if not record:
+            continue
+        history = run.stage(name) / "state" / "history.parquet"
+        steps = pd.read_parquet(history) if history.is_file() else pd.DataFrame()
+        median = float(steps["step_seconds"].median()) if "step_seconds" in steps else None
+        records.append(ComputeRecord(name, record["train_seconds"], record["steps"], "step", median))
+    for which in ("sft", "rl"):
+        path = run.stage("eval") / f"{which}.json"
+        if path.is_file():
+            records.append(ComputeRecord(f"eval ({which})", json.loads(path.read_text()).get("seconds")))
+    return records
+
+
+def compute_section(records: list[ComputeRecord]) -> list[str]:
+    """The card's compute section: each stage's recorded wall time and, where per-unit times were recorded,
+    units x median unit time, so time the run spent waiting (a CPU shared with other work, a pause)
+    shows as the difference."""
+
+    def seconds(value: float | None) -> str:
+        return "not recorded" if value is None else f"{value:,.1f}"
+
+    lines = ["## Compute (wall time, from the run's records)", "",
+             "| stage | recorded (s) | units | median per unit (s) | units x median (s) |", "|---|---|---|---|---|"]  # fmt: skip
+    for r in records:
+        units = f"{r.units} {r.unit}s" if r.units else "-"
+        lines.append(
+            f"| {r.stage} | {seconds(r.seconds)} | {units} | {seconds(r.median)} | {seconds(r.estimate)} |"
+        )
+    recorded = sum(r.seconds for r in records if r.seconds is not None)
+    missing = [r.stage for r in records if r.seconds is None]
+    lines += ["", f"Recorded in all: {recorded:,.0f} s ({recorded / 3600:.1f} h)"
+              + (f", not counting {', '.join(missing)} (no time recorded)." if missing else ".")]  # fmt: skip
+    timed = [r for r in records if r.estimate is not None]
+    if timed:
+        estimate = sum(r.estimate if r.estimate is not None else (r.seconds or 0.0) for r in records)
+        lines.append(
+            f"At each stage's median unit time ({', '.join(r.stage for r in timed)}; the other stages as "
+            f"recorded): {estimate:,.0f} s ({estimate / 3600:.1f} h). The difference is time the run waited."
+        )
+    else:
+        lines.append(
+            "Per-unit times were not recorded by this run, so its waiting time cannot be told apart."
+        )
+    return lines
 
 
 def _result(metrics: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from nla.backends.transformers import TransformersBackend
 from nla.checkpoint import load_nla
 from nla.engine import NLAEngine
+from nla.errors import TrainingError
 from nla.sampling import SamplingParams
 from nla.training.ar_sft import ARSFTConfig, run_ar_sft
 from nla.training.av_sft import AVSFTConfig, run_av_sft
@@ -180,5 +181,5 @@ def test_full_fine_tuning_option_trains_exports_and_loads(fresh_run: RunDir, tmp
     assert (fresh_run.stage("rl") / "av" / "model.safetensors").is_file()
     nla = load_nla(str(run_export(fresh_run, tmp_path / "full")))
     assert nla.meta.stage == "rl" and not (tmp_path / "full" / "av" / "adapter_config.json").exists()
-    with pytest.raises(ValueError, match="different --lora-rank"):
+    with pytest.raises(TrainingError, match="different --lora-rank"):
         run_rl(fresh_run, config.model_copy(update={"lora_rank": 4, "steps": 2}), show_progress=False)

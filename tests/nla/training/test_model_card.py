@@ -1,0 +1,41 @@
+"""The model card is generated entirely from the run's records, its compute section included: each stage's
+recorded wall time, and units x median unit time where per-unit times were recorded."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from nla.training.ar_sft import ARSFTConfig, run_ar_sft
+from nla.training.model_card import ComputeRecord, compute_records, compute_section, model_card
+from nla.training.run import SPLITS, RunDir
+from nla.training.stage import read_stage
+from nla.training.tables import read_sidecar
+
+
+def test_the_compute_section_comes_from_the_records(fresh_run: RunDir) -> None:
+    run_ar_sft(fresh_run, ARSFTConfig(steps=5, batch_size=4, lr=1e-3, warmup=0), show_progress=False)
+    records = {r.stage: r for r in compute_records(fresh_run)}
+    inputs = read_sidecar(fresh_run.split(SPLITS[0]))["inputs"]
+    datagen = records["datagen"]
+    assert datagen.seconds == inputs["datagen_seconds"] and datagen.units == inputs["chunks"] == len(
+        inputs["chunk_seconds"]
+    )
+    assert math.isclose(datagen.median, pd.Series(inputs["chunk_seconds"]).median())
+    history = pd.read_parquet(fresh_run.stage("ar_sft") / "state" / "history.parquet")
+    ar = records["ar_sft"]
+    assert (ar.seconds, ar.units) == (read_stage(fresh_run.stage("ar_sft"))["train_seconds"], 5)
+    assert len(history) == 5 and math.isclose(ar.median, history["step_seconds"].median())
+    assert math.isclose(history["step_seconds"].sum(), ar.seconds, abs_tol=0.06)  # the steps are the stage
+    card = model_card(fresh_run, "sft")
+    section = "\n".join(compute_section(list(records.values())))
+    assert section in card
+    assert f"| ar_sft | {ar.seconds:,.1f} | 5 steps | {ar.median:,.1f} | {5 * ar.median:,.1f} |" in card
+
+
+def test_a_run_without_per_unit_times_says_so() -> None:
+    lines = compute_section([ComputeRecord("datagen", 3177.8, 19, "chunk"), ComputeRecord("eval (rl)", None)])
+    assert "| datagen | 3,177.8 | 19 chunks | not recorded | not recorded |" in lines
+    assert "Recorded in all: 3,178 s (0.9 h), not counting eval (rl) (no time recorded)." in lines
+    assert lines[-1].startswith("Per-unit times were not recorded by this run")
