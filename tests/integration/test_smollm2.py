@@ -125,7 +125,19 @@ def test_statuses_for_truncated_and_tagless_outputs(smol_nla, acts) -> None:
     )
     assert len(results) == 8
     assert all(r.finish in {"length", "eos", "stop"} for r in results)
-    assert all(r.status in set(Status) for r in results)
+    marker = smol_nla.meta.injection_char
+    for r in results:  # each status is what the raw text says, re-derived independently of the engine
+        opened = "<explanation>" in r.raw
+        closed = opened and "</explanation>" in r.raw.split("<explanation>", 1)[1]
+        expected = (
+            Status.INJECTION_FAILED if marker in r.raw else
+            Status.NO_TAGS if not opened else
+            Status.UNCLOSED if not closed else
+            Status.EMPTY if not r.raw.split("<explanation>", 1)[1].split("</explanation>", 1)[0].strip() else
+            Status.OK
+        )  # fmt: skip
+        assert r.status == expected, (r.raw, r.status)
+        assert r.n_tokens <= 6 and (r.finish != "length" or r.n_tokens == 6), (r.finish, r.n_tokens)
     assert all((r.cos is None) == (r.status is not Status.OK) for r in results)
     assert {r.status for r in results} <= {
         Status.NO_TAGS,

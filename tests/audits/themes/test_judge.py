@@ -1,17 +1,26 @@
-"""The judge detector on a tiny random llama (whose tokenizer gains single-token yes/no answers), and
-the Anthropic judge's configuration errors and JSON parsing through a stand-in SDK."""
+"""The judge detector on a tiny random llama (whose tokenizer gains single-token yes/no answers): its
+P(yes) is checked against a forward pass computed here, in batches and one by one. The Anthropic judge is tested up to the API call, which needs a
+key and the network (neither is here, and no stand-in replaces the SDK): its configuration errors, the
+prompt it sends, and the parsing of its JSON replies."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from audits.errors import SpecError
 from audits.themes.definitions import Theme
 from audits.themes.detectors.base import Evidence
-from audits.themes.detectors.judge import JudgeDetector, LocalJudge, make_judge, read_judge_reply
+from audits.themes.detectors.judge import (
+    JudgeDetector,
+    LocalJudge,
+    judge_prompt,
+    make_judge,
+    read_judge_reply,
+)
 
 TEXTS = [
     "The model suspects it is being tested by evaluators.",
@@ -115,3 +124,29 @@ def test_unreadable_judge_replies_are_refused() -> None:
     for reply in ("Yes, clearly.", '{"expresses": "yes", "confidence": 0.9}', '{"expresses": true}'):
         with pytest.raises(SpecError, match="claude-haiku-4-5"):
             read_judge_reply(TEXTS[0], reply, "anthropic:claude-haiku-4-5")
+
+
+def test_p_yes_is_the_yes_share_of_the_answer_logits(local_judge: LocalJudge, yes_no_dir: Path) -> None:
+    """Computed here from one plain forward pass of the judge's prompt: softmax over the yes/no answer
+    tokens at the last position, summed over the yes variants."""
+    tokenizer = AutoTokenizer.from_pretrained(yes_no_dir)
+    model = AutoModelForCausalLM.from_pretrained(yes_no_dir).eval()
+    theme = _theme()
+    for text in TEXTS:
+        chat = [{"role": "user", "content": judge_prompt(text, theme)}]
+        ids = tokenizer.apply_chat_template(
+            chat, add_generation_prompt=True, tokenize=True, return_dict=False
+        )
+        with torch.no_grad():
+            logits = model(torch.tensor([ids])).logits[0, -1]
+        answers = logits[local_judge.yes_ids + local_judge.no_ids].softmax(-1)
+        expected = float(answers[: len(local_judge.yes_ids)].sum())
+        assert local_judge.judge(text, theme)[0] == pytest.approx(expected, abs=1e-5)
+
+
+def test_the_prompt_carries_the_theme_brief_and_the_text() -> None:
+    theme = _theme()
+    prompt = judge_prompt(TEXTS[2], theme)
+    for part in (theme.name, theme.description, *theme.counts, *theme.does_not_count, TEXTS[2]):
+        assert part in prompt
+    assert prompt.index(theme.description) < prompt.index(TEXTS[2])
