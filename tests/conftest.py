@@ -76,6 +76,21 @@ def tiny_taught_dir(tiny_init_dirs: dict[str, Path], tmp_path_factory: pytest.Te
     return save_released(nla, tmp_path_factory.mktemp("taught") / "nla")
 
 
+CALM = "<explanation>\nA cat sits on a mat in the sun.\n</explanation>"
+
+
+@pytest.fixture(scope="session")
+def tiny_calm_dir(tiny_init_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny llama NLA taught to explain every vector with a sentence of no audit theme (a store it
+    writes raises no flag, like the demo under the bundled NLA)."""
+    from nla.checkpoint import save_released
+    from tests.tiny_models import teach_av
+
+    nla = load_nla(str(tiny_init_dirs["llama"]))
+    teach_av(nla, CALM)
+    return save_released(nla, tmp_path_factory.mktemp("calm") / "calm")
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty (unmigrated) store database, once per backend: a SQLite file path that does not

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from audits.errors import SpecError
+from nla.files import share
 
 
 def check_output(path: Path, *, force: bool) -> None:
@@ -29,14 +30,16 @@ def check_output(path: Path, *, force: bool) -> None:
 
 @contextmanager
 def atomic_output(path: Path) -> Iterator[Path]:
-    """A temporary path beside ``path`` that replaces it when the block succeeds; removed otherwise. An
-    OSError on the way (the folder refuses the file, the disk fills) names ``path``, not the temporary."""
+    """A temporary path beside ``path`` that replaces it when the block succeeds (with the mode the user's
+    umask gives new files, whatever wrote it); removed otherwise. An OSError on the way (the folder refuses
+    the file, the disk fills) names ``path``, not the temporary."""
     path = Path(path)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}-")
         os.close(fd)
         try:
             yield Path(tmp)
+            share(Path(tmp))  # mkstemp makes it owner-only; a report or export is meant to be shared
             os.replace(tmp, path)
         finally:
             Path(tmp).unlink(missing_ok=True)

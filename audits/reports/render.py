@@ -1,6 +1,8 @@
 """Render a report as self-contained HTML (plotly inlined, no external URL), Markdown, or PDF
 (headless Chromium printing the HTML). All model and scenario text is escaped: Jinja2 autoescapes the
-HTML, and Markdown text is escaped for both Markdown and inline HTML."""
+HTML, and Markdown text is escaped for inline HTML and for exactly the Markdown syntax it could trigger
+(no stray backslashes before ordinary punctuation). Every value is written as text a person reads: no
+Python repr (``{'ok': 3}``, ``None``, ``nan``) reaches a report."""
 
 from __future__ import annotations
 
@@ -18,8 +20,11 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from plotly.offline import get_plotlyjs
 
 from audits.errors import SpecError
+from audits.read_model.explanations import Fidelity
+from audits.read_model.flags import cell_label, cell_reading, detectable_rate, no_flag_explanation
+from audits.read_model.transcripts import Evidence
 from audits.reports.charts import difference_chart, rate_chart
-from audits.reports.gather import Evidence, ReportData
+from audits.reports.gather import ReportData
 from audits.review import OPEN
 
 CHROMIUM_ENV = "NLA_WORKBENCH_CHROMIUM"
@@ -27,21 +32,45 @@ CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-pdf-header-footer", "--virtual-time-budget=15000",
 )  # fmt: skip
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-!|~>])")
+_MD_INLINE = re.compile(r"([\\`*\[\]|~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+"""Characters that start inline Markdown anywhere: escapes, code, emphasis (``_`` only at a word's edge:
+inside a word it cannot emphasise), links and images (``![`` needs its ``[``), table cells,
+strikethrough. ``<`` and ``&`` are HTML-escaped instead."""
 
 
 FINDING_HEADER = (
     "scenario", "theme", "condition", "rate [95% CI]", "verbalized [95% CI]", "unverbalized [95% CI]",
     "control [95% CI]", "difference [95% CI]", "unverbalized difference [95% CI]",
 )  # fmt: skip
-RATE_HEADER = FINDING_HEADER[:6]
+RATE_HEADER = (*FINDING_HEADER[:6], "what it shows")
 SAMPLE_HEADER = ("sample", "status", "FVE", "cos", "explanation")
 _TEMPLATES = ("av_template", "ar_template")
 """Sidecar prompt templates, too long for the scope table."""
 
 
 def _missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA or value is pd.NaT
+
+
+def text(value: object, missing: str = "") -> str:
+    """A stored value as text a person reads: ``missing`` for None / NaN, lists joined with commas,
+    mappings as ``key value`` pairs, booleans as yes / no, floats without float noise."""
+    if _missing(value):
+        return missing
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, dict):
+        return "; ".join(f"{k} {text(v, '-')}" for k, v in value.items()) or missing
+    if isinstance(value, (list, tuple)):
+        return ", ".join(text(v, "-") for v in value) or missing
+    return str(value)
+
+
+def counts(by_status: dict[str, int]) -> str:
+    """``{'ok': 159, 'unclosed': 1}`` as ``159 ok, 1 unclosed`` (``none`` when empty)."""
+    return ", ".join(f"{n} {status}" for status, n in sorted(by_status.items(), key=lambda kv: -kv[1])) or "none"
 
 
 def _fmt(value: object, digits: int = 2) -> str:
@@ -99,10 +128,12 @@ def finding_rows(data: ReportData) -> pd.DataFrame:
 
 
 def finding_cells(data: ReportData) -> list[list[str]]:
-    """The findings table as text, one row per condition (columns of :data:`FINDING_HEADER`)."""
+    """The findings table as text, one row per condition (columns of :data:`FINDING_HEADER`); the control
+    cell names which control it is."""
     return [
         [r["scenario_id"], r["theme_id"], r["condition"], *_rates(r),
-         _interval(r["control_rate"], r["control_low"], r["control_high"], r["control_k"], r["control_n"]),
+         _interval(r["control_rate"], r["control_low"], r["control_high"], r["control_k"], r["control_n"])
+         + f" · {cell_label(r['control_condition'], True)}",
          _difference(r["diff"], r["diff_low"], r["diff_high"]),
          _difference(r["diff_unverbalized"], r["diff_unverbalized_low"], r["diff_unverbalized_high"])]
         for r in finding_rows(data).to_dict("records")
@@ -110,9 +141,11 @@ def finding_cells(data: ReportData) -> list[list[str]]:
 
 
 def rate_cells(data: ReportData) -> list[list[str]]:
-    """Every cell's rates as text, controls included (the numbers of the rate charts)."""
+    """Every cell's rates as text, controls included and named by their condition (the numbers of the
+    rate charts), with what each cell can and cannot say in words."""
     return [
-        [r["scenario_id"], r["theme_id"], "control" if r["is_control"] else r["condition"], *_rates(r)]
+        [r["scenario_id"], r["theme_id"], cell_label(r["condition"], bool(r["is_control"])), *_rates(r),
+         cell_reading(int(r["k"]), int(r["n"]), r["low"], r["high"])]
         for r in data.rates.to_dict("records")
     ]
 
@@ -128,20 +161,18 @@ def scope_rows(data: ReportData) -> list[tuple[str, str]]:
     return [
         ("campaign", f"{data.campaign} (created {_when(data.created_at)}; report generated {_when(data.generated_at)})"),
         ("target model", spec["target"]["model"]),
-        ("NLA checkpoint", f"{prov.get('checkpoint_id', '-')} (requested: {spec['nla']['checkpoint']})"),
-        ("layer / d_model", f"{meta.get('layer', '-')} / {meta.get('d_model', '-')}"),
-        ("sidecar values", "; ".join(f"{k} = {v}" for k, v in meta.items() if k not in _TEMPLATES) or "-"),
-        ("fidelity of this run", f"{fid['n']} parsed explanations; FVE median {_fmt(fid['fve_median'])} (10-90%: "
-         f"{_fmt(fid['fve_p10'])} to {_fmt(fid['fve_p90'])}), {fid['fve_below_zero']} below 0; "
-         f"cos median {_fmt(fid['cos_median'])}"),
+        ("NLA checkpoint", f"{text(prov.get('checkpoint_id'), '-')} (requested: {spec['nla']['checkpoint']})"),
+        ("layer / d_model", f"{text(meta.get('layer'), '-')} / {text(meta.get('d_model'), '-')}"),
+        ("sidecar values", "; ".join(f"{k} = {text(v, '-')}" for k, v in meta.items() if k not in _TEMPLATES) or "-"),
+        ("fidelity", fidelity_line(fid)),
         ("scenarios", ", ".join(_scenarios(spec))),
         ("conditions", "; ".join(f"{slot}: {', '.join(values)}" for slot, values in spec.get("conditions", {}).items())
          or "every value each scenario declares"),
         ("themes", ", ".join(f"{t.name} ({t.key})" for t in data.themes.values()) or "-"),
-        ("sampling", "; ".join(f"{k} = {v}" for k, v in spec["sampling"].items())),
-        ("provenance", f"git {git.get('commit') or '?'}{' (dirty)' if git.get('dirty') else ''}; seed {prov.get('seed')}; "
-         f"spec sha256 {data.spec_hash}; python {prov.get('python')}; "
-         + ", ".join(f"{k} {v}" for k, v in (prov.get("packages") or {}).items())),
+        ("sampling", "; ".join(f"{k} = {text(v, '-')}" for k, v in spec["sampling"].items())),
+        ("provenance", f"git {git.get('commit') or 'unknown'}{' (dirty)' if git.get('dirty') else ''}; seed "
+         f"{text(prov.get('seed'), '-')}; spec sha256 {data.spec_hash}; python {text(prov.get('python'), '-')}; "
+         + ", ".join(f"{k} {text(v, 'not installed')}" for k, v in (prov.get("packages") or {}).items())),
         ("runs", "; ".join(runs) or "not run yet"),
         ("reviewers", ", ".join(data.reviewers) or "none yet"),
     ]  # fmt: skip
@@ -152,12 +183,64 @@ def _scenarios(spec: dict) -> list[str]:
     return [*chosen.get("ids", []), *chosen.get("tags", []), *[s["id"] for s in chosen.get("inline", [])]]
 
 
+def fidelity_line(fid: Fidelity) -> str:
+    """The campaign's explanations by status and their FVE / cos, in words."""
+    parsed = f"{fid.parsed} of {fid.explanations} explanations parsed ({counts(fid.by_status)})"
+    if not fid.fve_known:
+        return f"{parsed}; no FVE (the NLA has no stored baseline, or nothing parsed)"
+    return (
+        f"{parsed}; FVE median {_fmt(fid.fve['median'])} (10-90%: {_fmt(fid.fve['p10'])} to "
+        f"{_fmt(fid.fve['p90'])}), {fid.fve_below_zero} of {fid.fve_known} below 0; cos median "
+        f"{_fmt(fid.cos['median'])}"
+    )
+
+
+def summary(data: ReportData) -> str:
+    """The result in one paragraph: what was raised and reviewed, or that nothing was and what that means."""
+    v = data.verdicts
+    if v.raised == 0:
+        return no_flag_explanation(v)
+    confirmed = data.review_counts and len(data.confirmed)
+    return (
+        f"{v.raised} flag(s) raised by {v.judged} token-theme verdicts on {v.tokens} tokens; {v.raised_low_fidelity} "
+        f"of the raised are low-fidelity and {v.raised_unverbalized} unverbalized. Reviewers confirmed "
+        f"{confirmed or 0}, dismissed {data.dismissed_count}; {data.unreviewed_count} await a decision."
+    )
+
+
+def small_cells_note(data: ReportData) -> str:
+    """How much cells of this size can detect, in words; empty when every cell holds 30 tokens or more."""
+    v = data.verdicts
+    if v.smallest_cell is None or v.smallest_cell >= 30:
+        return ""
+    sizes = f"{v.smallest_cell}" + (f" to {v.largest_cell}" if v.largest_cell != v.smallest_cell else "")
+    return (
+        f"Small cells: each scenario, theme and condition holds {sizes} tokens. With none of n tokens flagged "
+        f"the 95% interval still reaches {detectable_rate(v.smallest_cell):.0%} at n = {v.smallest_cell}"
+        + (f" and {detectable_rate(v.largest_cell):.0%} at n = {v.largest_cell}" if v.largest_cell != v.smallest_cell else "")
+        + ", so a theme on fewer tokens than that can go unseen, and only large differences between a condition "
+        "and its control can show. The last column of the rate table says what each cell can rule out."
+    )  # fmt: skip
+
+
+def empty_rates_note(data: ReportData) -> str:
+    """Why the rate table has no row."""
+    v = data.verdicts
+    if v.judged and not data.include_low_fidelity and v.low_fidelity == v.judged:
+        return (f"No verdicts to rate: all {v.judged} verdicts are low-fidelity and excluded (generate with "
+                "--include-low-fidelity to count them).")  # fmt: skip
+    return "No verdicts to rate yet."
+
+
 def findings_note(data: ReportData) -> str:
     """What the rates count, and how low-fidelity and unverbalized verdicts are treated."""
+    v = data.verdicts
     low = (
-        "Low-fidelity verdicts (AR fidelity below each theme's minimum: weak evidence) are included."
+        f"Low-fidelity verdicts ({v.low_fidelity} of the {v.judged} token-theme verdicts, raised or not, cite an "
+        "explanation whose FVE is below the theme's minimum: weak evidence) are included."
         if data.include_low_fidelity
-        else f"Low-fidelity verdicts are excluded ({data.excluded_low_fidelity} of them)."
+        else f"Low-fidelity verdicts are excluded: {data.excluded_low_fidelity} of the {v.judged} token-theme "
+        "verdicts (raised or not) cite an explanation whose FVE is below the theme's minimum."
     )
     return (
         "Flag rates per token with at least one parsed explanation sample, with 95% Wilson intervals (tokens of "
@@ -178,7 +261,7 @@ def review_line(flag: dict) -> str:
     if flag["review_state"] == OPEN:
         return "open"
     when = _when(flag["reviewed_at"])
-    return f"{flag['review_state']} by {flag['reviewer']} ({when}): {flag['review_reason']}"
+    return f"{flag['review_state']} by {text(flag['reviewer'], '-')} ({when}): {text(flag['review_reason'], '-')}"
 
 
 def unreviewed_note(data: ReportData) -> str:
@@ -191,7 +274,7 @@ def unreviewed_note(data: ReportData) -> str:
 
 def limitations(data: ReportData) -> list[str]:
     """The report's limitations, plainly: hallucination, detection, what was not run, fidelity."""
-    s = data.status
+    s, v = data.status, data.verdicts
     budget = f", budget {s.max_vectors} vectors" if s.max_vectors else ""
     return [
         "NLA explanations are hypotheses generated by a model trained to reconstruct activations; they can state "
@@ -199,11 +282,13 @@ def limitations(data: ReportData) -> list[str]:
         "are shown with every flag; a flag with low fidelity or a single agreeing sample is weak evidence.",
         "Theme detection is automatic and imperfect (see nla-workbench themes validate for its precision and "
         "recall on labelled explanations).",
-        f"Transcripts by status: {s.transcripts}. Explanations by status: {s.explanations} ({s.explained} of "
-        f"{s.expected_explanations} expected{budget}). Runs: {', '.join(r['status'] for r in data.runs) or 'none'}. "
-        "Only ok explanations are scored; the others are excluded from rates.",
-        f"{s.flags['judged']} token-theme verdicts, {s.flags['raised']} raised, {s.flags['low_fidelity']} of them "
-        f"low-fidelity, {s.flags['unverbalized']} unverbalized.",
+        f"Transcripts by status: {counts(s.transcripts)}. Explanations by status: {counts(s.explanations)} "
+        f"({s.explained} of {s.expected_explanations} expected{budget}). Runs: "
+        f"{', '.join(r['status'] for r in data.runs) or 'none'}. Only ok explanations are scored; the others are "
+        "excluded from rates.",
+        f"The flag rule made {v.judged} token-theme verdicts on {v.tokens} tokens; {v.raised} raised a flag. Of "
+        f"those raised flags, {v.raised_low_fidelity} are low-fidelity and {v.raised_unverbalized} unverbalized "
+        f"(across all verdicts, raised or not, {v.low_fidelity} are low-fidelity).",
         *s.warnings,  # what the run could not do and why (too-long transcripts, unparsed explanations)
     ]  # fmt: skip
 
@@ -214,24 +299,46 @@ def render_html(data: ReportData) -> str:
         loader=PackageLoader("audits.reports", "templates"), autoescape=select_autoescape(["j2"])
     )
     return env.get_template("report.html.j2").render(
-        d=data, plotly_js=get_plotlyjs(), scope=scope_rows(data), note=findings_note(data),
-        charts={t: rate_chart(data.rates, theme) for t, theme in data.themes.items()},
+        d=data, plotly_js=get_plotlyjs(), scope=scope_rows(data), note=findings_note(data), summary=summary(data),
+        small_cells=small_cells_note(data), charts={t: rate_chart(data.rates, theme) for t, theme in data.themes.items()},
         comparison_chart=difference_chart(data.comparison, data.themes) if not data.comparison.empty else "",
-        header=FINDING_HEADER, rows=finding_cells(data), unreviewed_note=unreviewed_note(data),
-        limitations=limitations(data), fmt=_fmt, visibility=visibility, review_line=review_line,
+        header=FINDING_HEADER, rows=finding_cells(data), rate_header=RATE_HEADER, rate_rows=rate_cells(data),
+        unreviewed_note=unreviewed_note(data), limitations=limitations(data), fmt=_fmt, text=text,
+        empty_rates=empty_rates_note(data),
+        visibility=visibility, review_line=review_line,
     )  # fmt: skip
 
 
-def md_text(value: object) -> str:
-    """Text safe in Markdown: HTML-escaped, Markdown punctuation backslashed, kept on one line."""
-    text = html.escape(str(value), quote=False)  # quotes matter only inside a tag, and "<" is escaped
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+def md_text(value: object, *, line_start: bool = True) -> str:
+    """Text safe in Markdown, on one line: HTML-escaped (no tag or entity is live), inline Markdown
+    characters backslashed, and, where the text may begin a line (``line_start``), the block syntax it
+    starts with neutralised; every other character is left as it is."""
+    flat = re.sub(r"\s+", " ", str(value))
+    escaped = _MD_INLINE.sub(r"\\\1", html.escape(flat.lstrip() if line_start else flat, quote=False))
+    if not line_start:
+        return escaped
+    number = re.match(r"\d+([.)])", escaped)
+    if number:
+        return f"{escaped[: number.end() - 1]}\\{escaped[number.end() - 1 :]}"
+    return "\\" + escaped if escaped[:1] in ("#", "+", "-", "=") else escaped
+
+
+def md_strong(value: object) -> str:
+    """``value`` in bold, its surrounding whitespace kept outside the ``**`` (a space just inside them
+    would leave the asterisks literal); whitespace only stays as it is."""
+    raw = str(value)
+    core = raw.strip()
+    if not core:
+        return " " if raw else ""
+    lead, tail = raw[:1].isspace(), raw[-1:].isspace()
+    return f"{' ' if lead else ''}**{md_text(core, line_start=False)}**{' ' if tail else ''}"
 
 
 def _md_table(header: tuple[str, ...], rows: list[list[object]]) -> list[str]:
+    cell = lambda value: md_text(value, line_start=False)  # noqa: E731 (a table cell never starts a line)
     return [
-        "| " + " | ".join(md_text(h) for h in header) + " |", "|" + " --- |" * len(header),
-        *("| " + " | ".join(md_text(c) for c in row) + " |" for row in rows), "",
+        "| " + " | ".join(cell(h) for h in header) + " |", "|" + " --- |" * len(header),
+        *("| " + " | ".join(cell(c) for c in row) + " |" for row in rows), "",
     ]  # fmt: skip
 
 
@@ -243,12 +350,14 @@ def _md_evidence(e: Evidence) -> list[str]:
         f"{f['position']} · score {_fmt(f['score'])} · {f['n_hits']}/{f['n_samples']} samples agree · FVE "
         f"{_fmt(f['fve'])} · cos {_fmt(f['cos'])}{low} · {visibility(f)}"
     )
-    visible = f"; visible text: {md_text(f['visible_evidence'])}" if f["visible_evidence"] else ""
+    seen = text(f["visible_evidence"])
+    visible = f"; visible text: {md_text(seen, line_start=False)}" if seen else ""
+    excerpt = f"{md_text(e.before, line_start=False)}{md_strong(e.token)}{md_text(e.after, line_start=False)}"
     return [
-        f"#### {md_text(f['theme_id'])}: {md_text(facts)}", "",
-        f"- excerpt: {md_text(e.before)} **{md_text(e.token)}** {md_text(e.after)}",
-        f"- cited evidence: {md_text(f['evidence_text'] or '-')}{visible}",
-        f"- review: {md_text(review_line(f))}", "",
+        f"#### {md_text(f['theme_id'], line_start=False)}: {md_text(facts, line_start=False)}", "",
+        f"- excerpt: …{excerpt}…",
+        f"- cited evidence: {md_text(text(f['evidence_text'], '-'), line_start=False)}{visible}",
+        f"- review: {md_text(review_line(f), line_start=False)}", "",
         *_md_table(SAMPLE_HEADER, [[s.index, s.status, _fmt(s.fve), _fmt(s.cos), s.text] for s in e.samples]),
     ]  # fmt: skip
 
@@ -264,9 +373,12 @@ def render_markdown(data: ReportData) -> str:
     out += ["> NLA explanations are hypotheses produced by a model. They can hallucinate. Every flag below is a "
             "lead to verify against the transcript and the explanation samples shown beside it.", "",
             "## 1. Scope", "", *_md_table(("field", "value"), [list(row) for row in scope_rows(data)]),
-            "## 2. Findings", "", md_text(findings_note(data)), "",
+            "## 2. Findings", "", f"**Summary.** {md_text(summary(data), line_start=False)}", "",
+            *([md_text(small_cells_note(data)), ""] if small_cells_note(data) else []),
+            md_text(findings_note(data)), "",
             "The HTML and PDF reports chart these rates; the tables give the same numbers.", "",
-            "### Flag rates by scenario and condition", "", *_md_table(RATE_HEADER, rate_cells(data)),
+            "### Flag rates by scenario and condition", "",
+            *(_md_table(RATE_HEADER, rate_cells(data)) if len(data.rates) else [md_text(empty_rates_note(data)), ""]),
             "### Condition vs control", ""]  # fmt: skip
     rows = finding_cells(data)
     out += (
@@ -284,10 +396,10 @@ def render_markdown(data: ReportData) -> str:
         for e in data.unreviewed:
             out += _md_evidence(e)
         if not data.unreviewed:
-            out += ["None.", ""]
+            out += ["No flag awaits a decision.", ""]
     else:
         out += [md_text(unreviewed_note(data)), ""]
-    out += ["## 4. Limitations", "", *(f"- {md_text(item)}" for item in limitations(data)), ""]
+    out += ["## 4. Limitations", "", *(f"- {md_text(item, line_start=False)}" for item in limitations(data)), ""]
     return "\n".join(out)
 
 

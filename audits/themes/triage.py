@@ -3,6 +3,7 @@ exemplars against its look-alikes), turned into directions with a campaign's NLA
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 
 from audits.themes.definitions import Theme
@@ -21,10 +22,19 @@ def theme_probe(theme: Theme) -> Probe:
     )
 
 
+_KEPT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+"""Directions already computed, per loaded target model and NLA reconstructor (dropped with them): a
+process that keeps its models loaded between runs (the dashboard's Explore) computes them once."""
+
+
 def theme_directions(target: Target, nla: NLA, themes: Sequence[Theme]) -> list[ProbeDirection]:
     """One direction per theme in the NLA's activation space, z-scored on reference activations of
-    the target at the NLA's layer."""
-    reference = reference_vectors(target.model, target.tokenizer, nla.meta.layer)
-    return probe_directions(
-        nla.ar.reconstruct, [theme_probe(t) for t in themes], reference, nla.meta.mse_scale
-    )
+    the target at the NLA's layer; computed once per loaded target, NLA checkpoint and theme contents."""
+    key = tuple((t.key, t.content_hash()) for t in themes)
+    kept = _KEPT.setdefault(target.model, weakref.WeakKeyDictionary()).setdefault(nla.ar, {})
+    if key not in kept:
+        reference = reference_vectors(target.model, target.tokenizer, nla.meta.layer)
+        kept[key] = probe_directions(
+            nla.ar.reconstruct, [theme_probe(t) for t in themes], reference, nla.meta.mse_scale
+        )
+    return kept[key]

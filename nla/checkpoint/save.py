@@ -17,6 +17,7 @@ from nla.checkpoint.layout import AR_DIR, AV_DIR, COMPACT, VALUE_HEAD
 from nla.checkpoint.model import NLA
 from nla.checkpoint.portable import make_portable
 from nla.errors import CheckpointError
+from nla.files import share
 from nla.sidecar import SIDECAR, NLAMeta, sidecar_dict, write_sidecar
 
 
@@ -27,9 +28,9 @@ def atomic_dir(out_dir: Path, write: Callable[[Path], None], *, force: bool) -> 
         raise CheckpointError(f"{out_dir} already exists; pass --force to overwrite it")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-"))
-    staging.chmod(0o755)
     try:
         write(staging)
+        share(staging)  # safetensors writes owner-only files: give every file the user's usual mode
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(staging, out_dir)

@@ -32,10 +32,10 @@ import yaml
 from sqlalchemy import text
 
 from audits.campaign_status import campaign_status
+from audits.read_model import campaigns, explanations, flags, transcripts
 from audits.store import Store, open_store, upgrade
 from audits.store.engine import sqlite_file
 from tests.audits.test_runner import GIVEN, SCENARIO, campaign
-from workbench.dashboard import queries
 
 NAME = "busy"
 REPO = Path(__file__).resolve().parents[2]
@@ -70,9 +70,10 @@ def busy_spec(tiny_dirs: dict[str, Path], tiny_taught_dir: Path) -> dict:
 def poll_once(store: Store, wal: Path | None, seen: Observed) -> None:
     """Every dashboard query once; exceptions are counted, not raised."""
     calls = [
-        lambda: queries.campaign_table(store),
-        lambda: queries.raised_flags(store, NAME),
-        lambda: queries.campaign_rates(store, NAME, include_low_fidelity=True),
+        lambda: campaigns.campaign_table(store),
+        lambda: flags.raised_flags(store, NAME),
+        lambda: flags.campaign_rates(store, NAME, include_low_fidelity=True),
+        lambda: explanations.fidelity_summary(store, NAME),
         lambda: _token_scores(store),
         lambda: campaign_status(store, NAME, {}),
     ]
@@ -87,9 +88,10 @@ def poll_once(store: Store, wal: Path | None, seen: Observed) -> None:
 
 
 def _token_scores(store: Store) -> None:
-    transcripts = queries.transcript_list(store, NAME)
-    if len(transcripts):
-        queries.token_scores(store, NAME, int(transcripts["transcript_id"].iloc[-1]))
+    listed = transcripts.transcript_list(store, NAME)
+    if len(listed):
+        setting = explanations.nla_setting(store, NAME)
+        transcripts.token_scores(store, NAME, int(listed["transcript_id"].iloc[-1]), setting)
 
 
 def _sample_wal(wal: Path, seen: Observed) -> None:

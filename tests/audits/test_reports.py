@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
+import stat
 import subprocess
 import sys
 import weakref
@@ -18,12 +20,22 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from markdown_it import MarkdownIt
+from playwright.sync_api import sync_playwright
 from sqlalchemy import delete, select
 
+from audits.read_model.flags import campaign_rates, cell_label
 from audits.reports import exports
 from audits.reports.gather import gather
 from audits.reports.output import atomic_output
-from audits.reports.render import md_text, render_html, render_markdown, render_pdf, scope_rows
+from audits.reports.render import (
+    CHROMIUM_FLAGS,
+    chromium,
+    md_text,
+    render_html,
+    render_markdown,
+    render_pdf,
+    scope_rows,
+)
 from audits.store import (
     SQLAActivation,
     SQLAExplanation,
@@ -35,8 +47,10 @@ from audits.store import (
     open_store,
 )
 from audits.themes.rates import campaign_id_of, condition_vs_control
-from tests.audit_store import PAYLOADS, build_audit_store
-from workbench.dashboard import queries
+from nla.checkpoint import save_released
+from tests.audit_store import PAYLOADS, build_audit_store, build_demo_store
+
+BROWSER_FLAGS = [f for f in CHROMIUM_FLAGS if f not in ("--headless", "--virtual-time-budget=15000")]
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +114,7 @@ def test_markdown_escapes_untrusted_text(store) -> None:
 
 def test_report_numbers_equal_what_the_dashboard_shows(store) -> None:
     data = gather(store, "xss", {}, include_low_fidelity=True)  # the untrained AR: all low-fidelity
-    rates = queries.campaign_rates(store, "xss", include_low_fidelity=True)  # the Overview and Compare pages
+    rates = campaign_rates(store, "xss", include_low_fidelity=True)  # the Triage and Compare pages
     compared = condition_vs_control(rates)  # the Compare page's table
     pd.testing.assert_frame_equal(data.rates, rates)
     pd.testing.assert_frame_equal(data.comparison, compared)
@@ -116,7 +130,7 @@ def test_report_numbers_equal_what_the_dashboard_shows(store) -> None:
         control = rates[same & rates["is_control"] & (rates["condition"] == c["control_condition"])].iloc[0]
         expected.append([
             c["scenario_id"], c["theme_id"], c["condition"], cell(main), cell(main, "_verbalized"),
-            cell(main, "_unverbalized"), cell(control),
+            cell(main, "_unverbalized"), f"{cell(control)} · {cell_label(c['control_condition'], True)}",
             f"{c['diff']:+.2f} [{c['diff_low']:+.2f}, {c['diff_high']:+.2f}]",
             f"{c['diff_unverbalized']:+.2f} [{c['diff_unverbalized_low']:+.2f}, {c['diff_unverbalized_high']:+.2f}]",
         ])  # fmt: skip
@@ -275,7 +289,7 @@ def test_markdown_has_the_content_of_the_html(store) -> None:
 
 def test_fidelity_and_samples_are_the_campaigns_own(store) -> None:
     before = gather(store, "xss", {}, include_unreviewed=True, include_low_fidelity=True)
-    assert before.fidelity["n"] == before.status.explanations["ok"] > 0
+    assert before.fidelity.parsed == before.status.explanations["ok"] > 0
     prov, flag = before.provenance, before.confirmed[0].flag
     common = {"checkpoint_id": prov["checkpoint_id"], "sample_index": 0, "status": "ok", "finish": "stop",
               "n_tokens": 1, "cos": -0.9, "mse": 9.0, "fve": -50.0}  # fmt: skip
@@ -395,3 +409,135 @@ def test_cli_write_failures_name_the_path_without_a_traceback(store, tmp_path: P
     with pytest.raises(OSError) as failed, atomic_output(Path("/proc/r.md")):
         pass
     assert failed.value.filename == "/proc/r.md"
+
+
+@pytest.fixture(scope="module")
+def demo_store(tiny_dirs, tiny_calm_dir, tmp_path_factory):
+    """A demo-like campaign that raised no flag: small cells, two controls of one scenario."""
+    db = build_demo_store(tmp_path_factory.mktemp("demo-report") / "store.db", tiny_dirs, tiny_calm_dir)
+    with open_store(db) as opened:
+        yield opened
+
+
+PYTHON_REPR = re.compile(r"\{'|'\}|\bNone\b|\bnan\b|\bNaN\b|\bNaT\b|\[\d+, \d+")
+MD_NEEDS = set("\\`*[]|~")
+"""What Markdown needs escaped anywhere (``_`` only at a word's edge; block syntax only at a line's start)."""
+
+
+def _stray_escapes(markdown: str) -> list[str]:
+    """Backslash escapes a Markdown viewer does not need: before ordinary punctuation, a ``_`` inside a
+    word, or block syntax that does not start a line."""
+    stray = []
+    for line in markdown.splitlines():
+        for match in re.finditer(r"\\(.)", line):
+            char, at = match.group(1), match.start()
+            if char in MD_NEEDS:
+                continue
+            if char == "_" and not (line[at - 1 : at].isalnum() and line[at + 2 : at + 3].isalnum()):
+                continue
+            if char in "#+-=" and at == 0 or char in ".)" and re.fullmatch(r"\d+", line[:at]):
+                continue
+            stray.append(line[max(0, at - 20) : at + 20])
+    return stray
+
+
+def _pdf_text(pdf: Path, *args: str) -> str:
+    return subprocess.run(["pdftotext", *args, str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.parametrize("which", ["store", "demo_store"])
+def test_reports_show_no_python_repr_and_no_stray_markdown_escapes(which: str, request, tmp_path: Path) -> None:
+    opened = request.getfixturevalue(which)
+    name = "xss" if which == "store" else "demo"
+    data = gather(opened, name, {}, include_unreviewed=True, include_low_fidelity=which == "store")
+    text = render_markdown(data)
+    parser = _Tags()
+    parser.feed(re.sub(r"<script.*?</script>", "", render_html(data).split("</head>", 1)[1], flags=re.S))
+    pdf = tmp_path / "report.pdf"
+    render_pdf(render_html(data), pdf)
+    for shown in (text, parser.text, _pdf_text(pdf)):
+        assert not PYTHON_REPR.search(shown), PYTHON_REPR.search(shown)
+    assert not _stray_escapes(text), _stray_escapes(text)
+    assert "\\-" not in text and "d_model" in text  # hyphens and words left alone
+    rendered = _Tags()  # escapes that remain are the ones Markdown needs: the text reads back unchanged
+    rendered.feed(MarkdownIt("commonmark").enable("table").render(text))
+    for scenario in _scenarios_of(data):
+        assert scenario in rendered.text
+
+
+def _scenarios_of(data) -> list[str]:
+    return sorted(set(data.rates["scenario_id"]))
+
+
+def test_a_report_that_raised_nothing_says_so_and_what_its_cells_can_detect(demo_store) -> None:
+    data = gather(demo_store, "demo", {})
+    assert data.verdicts.raised == 0
+    text = render_markdown(data).replace("\\", "")
+    assert data.verdicts.low_fidelity == data.verdicts.judged  # the tiny untrained AR: every verdict
+    assert f"No verdicts to rate: all {data.verdicts.judged} verdicts are low-fidelity" in text
+    summary = text.split("**Summary.** ", 1)[1].split("\n", 1)[0]
+    assert summary.startswith(f"The campaign raised no flags: {data.verdicts.judged} token-theme verdicts")
+    assert "not evidence of absence" in summary
+    small = data.verdicts.smallest_cell
+    assert small < 30 and f"Small cells: each scenario, theme and condition holds {small}" in text
+    counted = render_markdown(gather(demo_store, "demo", {}, include_low_fidelity=True)).replace("\\", "")
+    rows = [line.split(" | ") for line in counted.split("### Flag rates by scenario and condition", 1)[1]
+            .split("### Condition vs control", 1)[0].splitlines() if line.startswith("| ")][2:]  # fmt: skip
+    readings = [row[-1].rstrip(" |") for row in rows]
+    assert readings and all(re.fullmatch(r"none of \d+ flagged: a rate up to \d+% is not ruled out", r) for r in readings)
+    assert {row[2] for row in rows} >= {"goal=explicit (control)", "goal=latent (control)"}  # two controls
+    low = data.verdicts.low_fidelity
+    assert f"Low-fidelity verdicts are excluded: {low} of the {data.verdicts.judged} token-theme verdicts" in text
+    assert f"{data.verdicts.raised} raised a flag. Of those raised flags, 0 are low-fidelity" in text
+
+
+def test_pdf_prints_charts_without_toolbar_cut_labels_or_orphan_headers(demo_store, tmp_path: Path) -> None:
+    data = gather(demo_store, "demo", {}, include_low_fidelity=True)
+    html = render_html(data)
+    page = tmp_path / "report.html"
+    page.write_text(html, encoding="utf-8")
+    with sync_playwright() as p:  # the page Chromium prints, as it lays it out
+        browser = p.chromium.launch(executable_path=chromium(), headless=True, args=BROWSER_FLAGS)
+        view = browser.new_page()
+        view.goto(page.as_uri())
+        view.wait_for_selector(".main-svg")
+        assert view.locator(".modebar, .modebar-btn").count() == 0  # no toolbar to print
+        cut = view.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')].flatMap(plot => {
+            const box = plot.getBoundingClientRect();
+            return [...plot.querySelectorAll('.ytick text, .xtick text, .g-xtitle text, .g-ytitle text')]
+              .map(t => t.getBoundingClientRect())
+              .filter(r => r.left < box.left - 1 || r.right > box.right + 1 || r.top < box.top - 1
+                           || r.bottom > box.bottom + 1).length; })""")
+        assert sum(cut) == 0  # every axis label inside its chart
+        browser.close()
+    pdf = tmp_path / "report.pdf"
+    render_pdf(html, pdf)
+    text = _pdf_text(pdf)
+    assert "goal=explicit (control)" in text and "goal=latent (control)" in text  # labels whole, told apart
+    pages = int(re.search(r"Pages:\s+(\d+)", subprocess.run(["pdfinfo", str(pdf)], capture_output=True,
+                                                             text=True, check=True).stdout).group(1))  # fmt: skip
+    header = re.compile(r"\[95% CI\]|^(what it shows|sample|status|FVE|cos|explanation)$")
+    for number in range(1, pages + 1):
+        lines = [ln.strip() for ln in _pdf_text(pdf, "-f", str(number), "-l", str(number)).splitlines() if ln.strip()]
+        assert not any(header.search(line) for line in lines[-2:]), (number, lines[-4:])  # no orphan header
+
+
+def test_shared_files_follow_the_umask(store, tiny_nla, tmp_path: Path) -> None:
+    db = str(store.url.database)
+
+    def written(*args: str) -> int:
+        done = subprocess.run([sys.executable, "-m", "workbench.cli", *args, "--db", db], cwd=tmp_path,
+                              capture_output=True, text=True, preexec_fn=lambda: os.umask(0o027))  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return stat.S_IMODE((tmp_path / args[args.index("--out") + 1]).stat().st_mode)
+
+    for fmt in ("md", "html", "pdf"):
+        assert written("report", "xss", "--format", fmt, "--out", f"r.{fmt}") == 0o640
+    assert written("export", "xss", "--format", "csv", "--out", "x.csv") == 0o640
+    old = os.umask(0o022)
+    try:
+        out = save_released(tiny_nla("llama"), tmp_path / "nla")
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.rglob("*")}
+    assert modes["model.safetensors"] == 0o644 and set(modes.values()) <= {0o644, 0o755}  # weights too

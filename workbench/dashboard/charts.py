@@ -1,5 +1,6 @@
-"""Dashboard figures: the scenario x theme heatmap of flag rates and the token strip. Every label
-that carries model or scenario text is escaped (plotly reads a subset of HTML in text)."""
+"""Dashboard figures: the scenario x theme heatmap of flag rates, the token strip, and the rate bars of
+Compare. Every label that carries model or scenario text is escaped (plotly reads a subset of HTML in
+text); every axis says what it measures."""
 
 from __future__ import annotations
 
@@ -7,11 +8,16 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from audits.reports.charts import wrap_label
 from audits.themes.definitions import Theme
 from workbench.dashboard.text import label, token_label
 
 STRIP_WIDTH = 16
 """Tokens per row of a token strip."""
+CELL_PX = 46
+"""Width of one token's cell in the strip, in pixels."""
+STRIP_TEXT = 7
+"""Characters of a token shown in its cell (the hover shows it whole)."""
 
 
 def rate_heatmap(pooled: pd.DataFrame, themes: dict[str, Theme]) -> go.Figure:
@@ -28,77 +34,107 @@ def rate_heatmap(pooled: pd.DataFrame, themes: dict[str, Theme]) -> go.Figure:
             colorbar={"tickformat": ".0%", "title": "flag rate"},
         )
     )  # fmt: skip
-    figure.update_layout(height=120 + 40 * len(grid), margin={"t": 30, "l": 10, "r": 10, "b": 10})
+    figure.update_layout(
+        height=140 + 40 * len(grid), margin={"t": 30, "l": 10, "r": 10, "b": 10},
+        xaxis={"title": "theme", "automargin": True}, yaxis={"title": "scenario", "automargin": True},
+    )  # fmt: skip
     return figure
 
 
+def _short(token: str) -> str:
+    shown = token_label(token)
+    return shown if len(token) <= STRIP_TEXT else token_label(token[: STRIP_TEXT - 1]) + "…"
+
+
 def token_strip(
-    tokens: pd.DataFrame, values: pd.Series, *, title: str, colour: str, signed: bool
+    tokens: pd.DataFrame,
+    values: pd.Series,
+    *,
+    title: str,
+    colour: str,
+    signed: bool,
+    top: float = 1.0,
+    selected: int | None = None,
 ) -> go.Figure:
-    """The transcript's tokens laid out in rows, each cell coloured by ``values`` (indexed by token
-    position; blank where a token has no score); hover shows the position, token and score."""
-    n = len(tokens)
-    rows = max(1, -(-n // STRIP_WIDTH))
-    z = np.full((rows, STRIP_WIDTH), np.nan)
-    text = np.full((rows, STRIP_WIDTH), "", dtype=object)
-    hover = np.full((rows, STRIP_WIDTH), "", dtype=object)
-    for i, token in enumerate(tokens.itertuples()):
-        r, c = divmod(i, STRIP_WIDTH)
-        score = values.get(token.position, np.nan)
-        z[r, c] = score
-        text[r, c] = token_label(token.token_text)
-        shown = "-" if np.isnan(score) else f"{score:.2f}"
-        hover[r, c] = (
-            f"pos {token.position} · {label(token.role)}<br>{token_label(token.token_text)}<br>{shown}"
-        )
+    """The transcript's tokens laid out in rows of square cells, each coloured by ``values`` (indexed by
+    token position; grey where a token has no score). ``top`` is the value drawn in full colour (scores
+    above it saturate); ``selected`` is outlined. Cells are scatter points carrying their position, so a
+    click selects one; the hover shows the position, role, whole token and score."""
+    shown = tokens["shown"] if "shown" in tokens else tokens["token_text"]
+    positions = tokens["position"].astype(int).to_numpy()
+    index = np.arange(len(tokens))
+    x, y = index % STRIP_WIDTH, index // STRIP_WIDTH
+    score = np.array([values.get(p, np.nan) for p in positions], dtype=float)
+    scored = ~np.isnan(score)
+    hover = [
+        f"pos {p} · {label(role)}<br>{token_label(text)}<br>{'-' if np.isnan(v) else f'{v:.2f}'}"
+        for p, role, text, v in zip(positions, tokens["role"], shown, score, strict=True)
+    ]
+    text = [_short(t) for t in shown]
+    bound = float(np.nanmax(np.abs(score), initial=1.0)) if signed else top
     scale = [[0, "#2166ac"], [0.5, "#f7f7f7"], [1, "#b2182b"]] if signed else [[0, "#ffffff"], [1, colour]]
-    bound = float(np.nanmax(np.abs(z), initial=1.0)) if signed else 1.0
-    z = np.nan_to_num(
-        z, nan=0.0
-    )  # unscored tokens drawn neutral (plotly draws no text on a gap); hover says "-"
-    figure = go.Figure(
-        go.Heatmap(
-            z=z, text=text, customdata=hover, texttemplate="%{text}", textfont={"size": 13}, colorscale=scale, zmin=-bound if signed else 0,
-            zmax=bound, xgap=2, ygap=2, hovertemplate="%{customdata}<extra></extra>", colorbar={"title": title},
-        )
-    )  # fmt: skip
+    outline = ["#111" if p == selected else "#ccc" for p in positions]
+    width = [3 if p == selected else 1 for p in positions]
+
+    def cells(mask: np.ndarray, marker: dict) -> go.Scatter:
+        return go.Scatter(
+            x=x[mask], y=y[mask], mode="markers+text", text=np.array(text, dtype=object)[mask],
+            textfont={"size": 11}, customdata=positions[mask],
+            hovertext=np.array(hover, dtype=object)[mask], hovertemplate="%{hovertext}<extra></extra>",
+            marker={"symbol": "square", "size": CELL_PX - 4, "line": {"color": np.array(outline)[mask],
+                    "width": np.array(width)[mask]}, **marker},
+            showlegend=False, selected={"marker": {"opacity": 1}}, unselected={"marker": {"opacity": 1}},
+        )  # fmt: skip
+
+    figure = go.Figure([
+        cells(~scored, {"color": "#eeeeee"}),
+        cells(scored, {"color": score[scored], "colorscale": scale, "cmin": -bound if signed else 0, "cmax": bound,
+                       "showscale": True, "colorbar": {"title": title, "thickness": 12}}),
+    ])  # fmt: skip
+    rows = max(1, -(-len(tokens) // STRIP_WIDTH))
     figure.update_layout(
-        height=60 + 28 * rows, margin={"t": 10, "l": 10, "r": 10, "b": 10},
-        xaxis={"visible": False}, yaxis={"visible": False, "autorange": "reversed"},
+        width=STRIP_WIDTH * CELL_PX + 140, height=CELL_PX * rows + 30, margin={"t": 10, "l": 10, "r": 10, "b": 10},
+        xaxis={"visible": False, "range": [-0.6, STRIP_WIDTH - 0.4], "fixedrange": True},
+        yaxis={"visible": False, "range": [rows - 0.5, -0.5], "fixedrange": True},
+        dragmode=False, plot_bgcolor="white", clickmode="event+select",
     )  # fmt: skip
     return figure
 
 
 def _cell(*parts: str, theme_id: str, themes: dict[str, Theme]) -> str:
-    """A bar's label: the parts with the theme's name, escaped for plotly."""
+    """A bar's label: the parts with the theme's name, escaped for plotly and wrapped onto lines."""
     theme = themes[theme_id].name if theme_id in themes else theme_id
-    return label(" · ".join([parts[0], theme, *parts[1:]]))
+    return wrap_label(" · ".join([parts[0], theme, *parts[1:]]))
 
 
-def _rate_bars(name: str, x: list[str], rate: pd.Series, low: pd.Series, high: pd.Series) -> go.Bar:
-    """One bar trace of rates with asymmetric (Wilson) error bars."""
+def _rate_bars(name: str, y: list[str], rate: pd.Series, low: pd.Series, high: pd.Series) -> go.Bar:
+    """One horizontal bar trace of rates with asymmetric (Wilson) error bars."""
     error = {"type": "data", "symmetric": False, "array": high - rate, "arrayminus": rate - low}
-    return go.Bar(name=label(name), x=x, y=rate, error_y=error)
+    return go.Bar(name=label(name), y=y, x=rate, error_x=error, orientation="h")
 
 
-def _rate_layout(figure: go.Figure, title: str) -> go.Figure:
-    figure.update_layout(barmode="group", yaxis={"tickformat": ".0%"}, height=380, title=title)
+def _rate_layout(figure: go.Figure, title: str, rows: int) -> go.Figure:
+    figure.update_layout(
+        barmode="group", height=160 + 60 * rows, title=title, legend={"orientation": "h", "y": -0.15},
+        xaxis={"tickformat": ".0%", "title": "flag rate (share of tokens flagged)", "rangemode": "tozero"},
+        yaxis={"title": "cell", "automargin": True, "autorange": "reversed"}, margin={"l": 10, "r": 10},
+    )  # fmt: skip
     return figure
 
 
 def arm_rates_figure(compared: pd.DataFrame, themes: dict[str, Theme]) -> go.Figure:
     """Each condition's flag rate beside its control's, each arm with its own Wilson interval (the rows of
-    ``condition_vs_control`` with ``queries.arm_intervals``)."""
+    ``condition_vs_control`` with ``audits.read_model.flags.arm_intervals``)."""
     cells = [
         _cell(r.scenario_id, r.condition, theme_id=r.theme_id, themes=themes) for r in compared.itertuples()
     ]
     bars = [
         _rate_bars("condition", cells, compared["rate"], compared["low"], compared["high"]),
         _rate_bars(
-            "control", cells, compared["control_rate"], compared["control_low"], compared["control_high"]
+            "its control", cells, compared["control_rate"], compared["control_low"], compared["control_high"]
         ),
     ]
-    return _rate_layout(go.Figure(bars), "Flag rate of each arm (95% Wilson)")
+    return _rate_layout(go.Figure(bars), "Flag rate of each arm (95% Wilson)", len(cells))
 
 
 def side_by_side_figure(pooled: pd.DataFrame, themes: dict[str, Theme]) -> go.Figure:
@@ -107,4 +143,5 @@ def side_by_side_figure(pooled: pd.DataFrame, themes: dict[str, Theme]) -> go.Fi
     for arm, rows in pooled.groupby("arm", sort=False):
         cells = [_cell(r.scenario_id, theme_id=r.theme_id, themes=themes) for r in rows.itertuples()]
         bars.append(_rate_bars(arm, cells, rows["rate"], rows["low"], rows["high"]))
-    return _rate_layout(go.Figure(bars), "Flag rate (95% Wilson)")
+    cells = pooled[["scenario_id", "theme_id"]].drop_duplicates()
+    return _rate_layout(go.Figure(bars), "Flag rate (95% Wilson)", len(cells))

@@ -10,10 +10,12 @@ from typing import Any
 
 import streamlit as st
 
+from audits.read_model.campaigns import campaign_names
+from audits.read_model.flags import VerdictSummary, no_flag_explanation
 from audits.scenario_library import Scenario, load_library
 from audits.store import Store, StoreError, open_store
 from audits.themes.definitions import Theme, load_themes
-from workbench.dashboard import DB_ENV, queries
+from workbench.dashboard import DB_ENV
 from workbench.dashboard.text import md_escape
 
 DEFAULT_DB = "workbench.db"
@@ -62,7 +64,7 @@ def theme_name(theme_id: str) -> str:
 
 def pick_campaign(s: Store) -> str:
     """The sidebar campaign picker (``?campaign=``); with no campaign yet, say how to make one."""
-    names = queries.campaign_names(s)
+    names = campaign_names(s)
     if not names:
         st.info(
             "No campaigns in this store yet. Create one on the **Campaigns** page (form or YAML upload), "
@@ -117,3 +119,21 @@ def hypothesis_note() -> None:
         "NLA explanations are hypotheses that can hallucinate: check each against the transcript, "
         "its fidelity (AR FVE / cos) and the agreement of its samples."
     )
+
+
+def no_flags_notice(summary: VerdictSummary) -> None:
+    """Say that the campaign raised no flag, how many verdicts it made, and what that can and cannot rule
+    out (an info box: an empty result is not good news by itself)."""
+    st.info(md_escape(no_flag_explanation(summary)), icon=":material/info:")
+
+
+def fve_badge(fve: float | None, min_fve: float | None = None) -> str:
+    """A markdown badge for an explanation's FVE: red below 0 (worse than predicting the mean vector), orange
+    below the theme's minimum (low fidelity), nothing otherwise."""
+    if fve is None or fve != fve:
+        return ":gray-badge[no FVE]"
+    if fve < 0:
+        return f":red-badge[:material/warning: FVE {fve:.2f} below 0: worse than the mean vector]"
+    if min_fve is not None and fve < min_fve:
+        return f":orange-badge[:material/warning: FVE {fve:.2f} below the theme minimum {min_fve:.2f}]"
+    return ""

@@ -1,6 +1,8 @@
 """Dashboard fixtures: a real store built once by the runner (tiny taught NLA, XSS payloads, two
-reviews), and the same store with campaigns to compare (two checkpoints, budgets), each copied per
-test so tests that write reviews or campaigns do not see each other."""
+reviews: raised flags), a demo-like store (a calm NLA that raises nothing, two controls of one scenario,
+code and non-ASCII text, e-mail addresses), and the first store with campaigns to compare (two
+checkpoints, budgets), each copied per test so tests that write reviews or campaigns do not see each
+other."""
 
 from __future__ import annotations
 
@@ -9,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nla.checkpoint import load_nla, save_released
-from tests.audit_store import add_comparison_campaigns, build_audit_store
-from tests.tiny_models import teach_av
+from tests.audit_store import add_comparison_campaigns, build_audit_store, build_demo_store
 from workbench.dashboard import DB_ENV
 
 APP = str(Path(__file__).resolve().parents[3] / "workbench" / "dashboard" / "app.py")
@@ -22,15 +22,17 @@ def built_store(tiny_dirs, tiny_taught_dir, tmp_path_factory) -> Path:
     return Path(build_audit_store(tmp_path_factory.mktemp("dash") / "store.db", tiny_dirs, tiny_taught_dir))
 
 
-CALM = "<explanation>\nA cat sits on a mat in the sun.\n</explanation>"
-
-
 @pytest.fixture(scope="session")
-def tiny_calm_dir(tiny_init_dirs, tmp_path_factory) -> Path:
-    """A tiny llama NLA taught to explain every vector with a sentence of no audit theme."""
-    nla = load_nla(str(tiny_init_dirs["llama"]))
-    teach_av(nla, CALM)
-    return save_released(nla, tmp_path_factory.mktemp("calm") / "calm")
+def built_demo_store(tiny_dirs, tiny_calm_dir, tmp_path_factory) -> Path:
+    """A completed campaign ``demo`` like the starter under the bundled NLA: explanations that name no
+    audit theme, so it raises no flag."""
+    return Path(build_demo_store(tmp_path_factory.mktemp("demo") / "store.db", tiny_dirs, tiny_calm_dir))
+
+
+@pytest.fixture
+def demo_db(built_demo_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A private copy of the demo-like store, named in the dashboard's environment variable."""
+    return _private_copy(built_demo_store, tmp_path, monkeypatch)
 
 
 @pytest.fixture(scope="session")

@@ -5,10 +5,11 @@ triage table's paging bound to the URL (a link opens its page; the browser write
 from __future__ import annotations
 
 from audits.campaign_status import campaign_status
+from audits.read_model.campaigns import comparison_arms
+from audits.read_model.flags import raised_flags
 from audits.store import open_store
 from audits.themes.rates import flag_frame
 from tests.workbench.dashboard.test_pages import page
-from workbench.dashboard import queries
 
 
 def _metrics(at) -> dict[str, str]:
@@ -29,7 +30,7 @@ def test_campaigns_show_the_budget_used(compare_db: str) -> None:
 
 
 def _arm(store, campaign: str, newest: int = 0) -> str:
-    return queries.comparison_arms(store).query("campaign == @campaign")["arm"].iloc[newest]
+    return comparison_arms(store).query("campaign == @campaign")["arm"].iloc[newest]
 
 
 def _side_by_side(at) -> dict[str, list[float]]:
@@ -71,7 +72,7 @@ def test_compare_puts_the_two_checkpoints_of_one_campaign_side_by_side(compare_d
 
 
 def test_triage_paging_is_bound_to_the_url(compare_db: str) -> None:
-    flags = queries.raised_flags(open_store(compare_db), "drift")
+    flags = raised_flags(open_store(compare_db), "drift")
     assert len(flags) > 25
     first = page("triage", campaign="drift", per_page="25")
     assert first.number_input(key="page").label == f"Page (of {-(-len(flags) // 25)})"

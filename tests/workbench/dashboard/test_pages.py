@@ -18,8 +18,9 @@ from audits.review import review_history
 from audits.store import SQLACampaign, SQLAFlag, SQLAReview, open_store
 from audits.themes.rates import condition_vs_control, flag_frame, flag_rates
 from tests.workbench.dashboard.conftest import APP
+from workbench.dashboard.pages import PAGES as REGISTRY
 
-PAGES = ["campaigns", "triage", "transcript", "review", "compare", "explore", "export"]
+PAGES = [p.name for p in REGISTRY]
 
 
 def page(name: str, **params: str) -> AppTest:
@@ -27,7 +28,7 @@ def page(name: str, **params: str) -> AppTest:
     for key, value in {"campaign": "xss", **params}.items():
         at.query_params[key] = value
     at.run()
-    if name != "campaigns":
+    if name != PAGES[0]:
         at.switch_page(f"views/{name}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -56,7 +57,7 @@ SHOWS_PAYLOADS = {"transcript", "review"}
 def test_page_renders_with_untrusted_text_escaped(dash_db: str, name: str) -> None:
     at = page(name)
     assert not at.error, [e.value for e in at.error]
-    assert [t.value for t in at.title] == [name.capitalize()]
+    assert [t.value for t in at.title] == [next(p.title for p in REGISTRY if p.name == name)]
     for element in _texts(at):
         if element.proto.DESCRIPTOR.name == "Markdown":  # the one text element that can carry raw HTML
             assert not element.proto.allow_html, element.value
@@ -76,8 +77,8 @@ def test_transcript_shows_payloads_as_text_and_selects_the_linked_token(dash_db:
     assert "&lt;script&gt;alert" in bodies and "&lt;img src=x onerror=alert\\(1\\)&gt;" in bodies
     assert ":orange-background[**being tested**]" in bodies  # the evidence span is highlighted
     assert "unverbalized" in bodies  # the visible-text check sits beside the explanation
-    strip = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
-    labels = [t for row in strip["text"] for t in row if t]
+    strip = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+    labels = [t for trace in strip for t in trace["text"] if t]
     assert labels and not any("<" in t for t in labels)  # token labels are escaped for plotly
 
 
@@ -92,7 +93,7 @@ def test_triage_filters_change_the_table(dash_db: str) -> None:
     filtered = at.dataframe[0].value
     assert 0 < len(filtered) < len(all_rows) and set(filtered["condition"]) == {"cue=evaluation"}
     at.multiselect(key="theme").set_value(["deception"]).run()
-    assert not at.dataframe and "No raised flag matches" in at.info[0].value
+    assert not at.dataframe and "raised flags matches these filters" in at.info[0].value
     at.multiselect(key="theme").set_value([]).run()
     at.selectbox(key="sort").set_value("position").run()
     at.toggle(key="ascending").set_value(True).run()
@@ -195,10 +196,10 @@ def test_compare_shows_the_reports_numbers_and_each_arms_interval(dash_db: str) 
     difference, arms = (json.loads(chart.proto.spec)["data"] for chart in at.get("plotly_chart"))
     plotted = np.concatenate([_plotted(t, "x") for t in difference])
     assert sorted(plotted) == pytest.approx(sorted(expected["diff"]))
-    assert [t["name"] for t in arms] == ["condition", "control"]
-    assert list(_plotted(arms[0], "y")) == pytest.approx(list(expected["rate"]))
-    assert list(_plotted(arms[1], "y")) == pytest.approx(list(expected["control_rate"]))
-    lows = _plotted(arms[1], "y") - _plotted(arms[1]["error_y"], "arrayminus")
+    assert [t["name"] for t in arms] == ["condition", "its control"]
+    assert list(_plotted(arms[0], "x")) == pytest.approx(list(expected["rate"]))  # horizontal bars
+    assert list(_plotted(arms[1], "x")) == pytest.approx(list(expected["control_rate"]))
+    lows = _plotted(arms[1], "x") - _plotted(arms[1]["error_x"], "arrayminus")
     assert list(lows) == pytest.approx(list(shown["control_low"]))  # the control's own interval is drawn
 
 

@@ -9,14 +9,15 @@ from audits.campaign_registry import register_campaign
 from audits.campaign_spec import CampaignSpec, campaign_from_dict, load_campaign_text
 from audits.campaign_status import CampaignStatus
 from audits.errors import SpecError
+from audits.read_model.campaigns import campaign_table
 from audits.store import Store
-from workbench.dashboard import cached, jobs, queries
+from workbench.dashboard import cached, jobs
 from workbench.dashboard.state import campaign_select, db_url, library, store, themes, untrained_banner
 from workbench.dashboard.text import md_escape
 
 st.title("Campaigns")
 s = store()
-table = queries.campaign_table(s)
+table = campaign_table(s)
 
 
 def overview() -> None:
@@ -26,11 +27,17 @@ def overview() -> None:
         )
         return
     st.dataframe(
-        table[["campaign", "last_run", "transcripts", "explanations", "raised_flags", "unreviewed_flags",
-               "target", "checkpoint", "untrained", "themes", "budget_vectors", "created_at", "description"]],
+        table[["campaign", "description", "last_run", "transcripts", "activations", "vectors", "samples",
+               "explanations", "raised_flags", "unreviewed_flags", "target", "checkpoint", "untrained", "themes",
+               "budget_vectors", "created_at"]],
         hide_index=True, key="campaign_table",
         column_config={
-            "last_run": "last run", "raised_flags": "raised flags", "unreviewed_flags": "unreviewed",
+            "last_run": "last run",
+            "activations": st.column_config.NumberColumn("activations", help="Token activations read (the selected tokens of every transcript)."),
+            "vectors": st.column_config.NumberColumn("distinct vectors", help="Distinct activation vectors among them: identical vectors (the same tokens in identical contexts) are verbalized once."),
+            "samples": st.column_config.NumberColumn("samples / vector", help="Explanation samples per vector."),
+            "explanations": st.column_config.NumberColumn("explanations", help="The campaign's explanations under its NLA checkpoint and sampling (distinct vectors × samples when complete), including ones another campaign wrote for the same vectors."),
+            "raised_flags": "raised flags", "unreviewed_flags": "unreviewed",
             "budget_vectors": st.column_config.NumberColumn("budget (vectors)"),
             "created_at": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
         },
@@ -38,19 +45,47 @@ def overview() -> None:
 
 
 def details(name: str) -> None:
-    """Status of one campaign and its background run."""
+    """Status of one campaign, what its counts mean, and its next step."""
     row = table[table["campaign"] == name].iloc[0]
     st.subheader(f"Campaign {name}", anchor=False)
+    if row["description"]:
+        st.markdown(md_escape(row["description"]))
     untrained_banner(bool(row["untrained"]))
     job = jobs.current(db_url(), name)
     running = job is not None and job.running
-    label = "Resume run" if row["last_run"] not in ("not run", "completed") else "Start run"
-    if row["last_run"] == "completed":
-        label = "Re-run (does only missing work)"
-    if st.button(label, key="start_run", icon=":material/play_arrow:", disabled=running, type="primary"):
+    next_step(row, running)
+    progress(s, name, live=running)
+
+
+def next_step(row, running: bool) -> None:
+    """The one thing to do next, as the prominent control: start or resume an unfinished run; for a finished
+    run, review its open flags, or read its transcripts when it raised none (re-running stays available as
+    a secondary button: it only does missing work)."""
+    name, last = row["campaign"], row["last_run"]
+    if running:
+        st.button("Running…", key="start_run", icon=":material/hourglass_top:", disabled=True)
+        return
+    if last != "completed":
+        label = "Start run" if last == "not run" else f"Resume run (last run {last})"
+        if st.button(label, key="start_run", icon=":material/play_arrow:", type="primary"):
+            jobs.start(db_url(), name)
+            st.rerun()
+        return
+    params = {"campaign": name}
+    if row["unreviewed_flags"]:
+        page, label, icon = "views/review.py", f"Next: review {row['unreviewed_flags']} open flag(s)", ":material/rule:"
+    elif row["raised_flags"]:
+        page, label, icon = "views/export.py", "Next: every flag has a decision, export the report", ":material/download:"
+    else:
+        page, label, icon = "views/transcript.py", "Next: no flags raised, read the transcripts", ":material/forum:"
+    left, mid, right = st.columns([2, 1, 1])
+    if left.button(label, key="next_step", icon=icon, type="primary"):
+        st.switch_page(page, query_params=params)
+    with mid:
+        st.page_link("views/triage.py", label="Triage: flags and rates", icon=":material/flag:", query_params=params)
+    if right.button("Re-run (does only missing work)", key="start_run", icon=":material/refresh:", type="tertiary"):
         jobs.start(db_url(), name)
         st.rerun()
-    progress(s, name, live=running)
 
 
 def progress(s: Store, name: str, *, live: bool) -> None:
@@ -61,11 +96,13 @@ def progress(s: Store, name: str, *, live: bool) -> None:
         eta = f" · ETA {status.eta_seconds:.0f} s" if status.eta_seconds and live else ""
         st.progress(min(status.explained / expected, 1.0),
                     text=f"{status.explained} of {status.expected_explanations} explanations{eta}")  # fmt: skip
-        cols = st.columns(4)
-        cols[0].metric("variants", status.variants)
-        cols[1].metric("transcripts", sum(status.transcripts.values()))
-        cols[2].metric("activations", status.activations)
-        cols[3].metric("raised flags", status.flags["raised"])
+        cols = st.columns(5)
+        cols[0].metric("transcripts", sum(status.transcripts.values()), help=f"{status.variants} variants")
+        cols[1].metric("activations", status.activations)
+        cols[2].metric("distinct vectors", status.distinct_activations)
+        cols[3].metric("explanations", status.explained)
+        cols[4].metric("raised flags", status.flags["raised"])
+        st.caption(md_escape(counts_note(status)))
         budget_used(status)
         job = jobs.current(db_url(), name)
         if job is not None:
@@ -76,6 +113,20 @@ def progress(s: Store, name: str, *, live: bool) -> None:
                 st.rerun()
 
     panel()
+
+
+def counts_note(status: CampaignStatus) -> str:
+    """How the counts relate: activations read, distinct vectors among them, samples per vector."""
+    repeated = status.activations - status.distinct_activations
+    same = (f"; {repeated} of them repeat a vector already read (the same tokens in an identical context) and "
+            "are verbalized once") if repeated > 0 else ""  # fmt: skip
+    budget = " (the vector budget caps it)" if status.max_vectors and status.max_vectors < status.distinct_activations else ""
+    return (
+        f"{status.activations} token activations were read from the transcripts{same}: {status.distinct_activations} "
+        f"distinct vectors. Each vector gets {status.samples} explanation sample(s), so {status.expected_explanations} "
+        f"explanations are expected{budget}; {status.explained} are stored. Explanations are shared by content: "
+        "ones another campaign already wrote for the same vector, NLA and sampling count here too."
+    )  # fmt: skip
 
 
 def budget_used(status: CampaignStatus) -> None:

@@ -7,9 +7,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from audits.read_model.campaigns import comparison_arms
+from audits.read_model.flags import arm_intervals, cell_label, pooled_rates
 from audits.reports.charts import difference_figure
 from audits.themes.rates import condition_vs_control
-from workbench.dashboard import cached, queries
+from workbench.dashboard import cached
 from workbench.dashboard.charts import arm_rates_figure, side_by_side_figure
 from workbench.dashboard.state import linked_select, pick_campaign, store, theme_name, themes
 from workbench.dashboard.text import md_escape
@@ -24,7 +26,7 @@ with st.sidebar:
     theme_filter = st.multiselect(
         "Theme", sorted(themes()), key="theme", bind="query-params", format_func=theme_name
     )
-arms = queries.comparison_arms(s)
+arms = comparison_arms(s)
 checkpoints_of = arms.groupby("campaign")["checkpoint"].nunique()
 
 
@@ -48,17 +50,28 @@ def against_controls() -> None:
         st.info("Nothing to compare yet: the campaign needs flag verdicts in a condition and its control"
                 + ("." if include_low else " (or count low-fidelity verdicts with the sidebar toggle)."))  # fmt: skip
         return
-    compared = queries.arm_intervals(compared, rates)
+    compared = arm_intervals(compared, rates)
     st.plotly_chart(difference_figure(compared, themes()), key="difference_chart")
     st.plotly_chart(arm_rates_figure(compared, themes()), key="arm_rates_chart")
+    shown = compared.assign(theme=compared["theme_id"].map(theme_name),
+                            control=[cell_label(c, True) for c in compared["control_condition"]])  # fmt: skip
+    percent = {c: st.column_config.NumberColumn(label, format="percent") for c, label in RATE_COLUMNS.items()}
     st.dataframe(
-        compared.assign(theme=compared["theme_id"].map(theme_name)), hide_index=True, key="comparison_table",
-        column_order=["scenario_id", "theme", "condition", "n", "rate", "low", "high", "control_n", "control_rate",
-                      "control_low", "control_high", "diff", "diff_low", "diff_high", "diff_unverbalized"],
-        column_config={c: st.column_config.NumberColumn(format="%.3f") for c in
-                       ("rate", "low", "high", "control_rate", "control_low", "control_high", "diff", "diff_low",
-                        "diff_high", "diff_unverbalized")},
+        shown, hide_index=True, key="comparison_table", column_order=["scenario_id", "theme", *COUNT_COLUMNS, *RATE_COLUMNS, *DIFF_COLUMNS],
+        column_config={"scenario_id": "scenario", **COUNT_COLUMNS, **percent,
+                       **{c: st.column_config.NumberColumn(label, format="%+.3f") for c, label in DIFF_COLUMNS.items()}},
     )  # fmt: skip
+    st.caption("Rates are the share of tokens flagged, with 95% Wilson intervals per arm; differences are "
+               "condition minus control with 95% Newcombe intervals. Unverbalized: flags whose theme the "
+               "visible text does not express.")  # fmt: skip
+
+
+COUNT_COLUMNS = {"condition": "condition", "n": "tokens", "control": "control", "control_n": "control tokens"}
+RATE_COLUMNS = {"rate": "rate", "low": "rate low", "high": "rate high", "control_rate": "control rate",
+                "control_low": "control low", "control_high": "control high"}  # fmt: skip
+DIFF_COLUMNS = {"diff": "difference", "diff_low": "difference low", "diff_high": "difference high",
+                "diff_unverbalized": "unverbalized difference"}  # fmt: skip
+# The comparison table's columns and the names people read (never the frame's raw column names).
 
 
 def arm_label(arm: str) -> str:
@@ -87,7 +100,7 @@ def side_by_side() -> None:
     pooled = []
     for chosen in (arm, other):
         name, checkpoint = chosen.split(":", 1)
-        pooled.append(queries.pooled_rates(rates_of(name, checkpoint)).assign(arm=arm_label(chosen)))
+        pooled.append(pooled_rates(rates_of(name, checkpoint)).assign(arm=arm_label(chosen)))
     both = pd.concat(pooled, ignore_index=True)
     if both.empty:
         st.info("No flag verdicts to compare yet.")
@@ -95,19 +108,24 @@ def side_by_side() -> None:
     st.plotly_chart(side_by_side_figure(both, themes()), key="side_by_side_chart")
     wide = both.pivot_table(index=["scenario_id", "theme_id"], columns="arm", values="rate", sort=False)
     wide = wide.reindex(columns=both["arm"].unique())  # an arm without rates still gets its column
-    st.dataframe(wide.reset_index(), hide_index=True, key="side_by_side_table")
+    wide = wide.reset_index()
+    st.dataframe(wide, hide_index=True, key="side_by_side_table",
+                 column_config={"scenario_id": "scenario", "theme_id": "theme",
+                                **{a: st.column_config.NumberColumn(a, format="percent") for a in both["arm"].unique()}})  # fmt: skip
 
 
 def summary(arm: str) -> None:
-    """One arm's checkpoint and the fidelity of its explanations."""
+    """One arm's checkpoint and the fidelity of the campaign's explanations under it."""
     name, checkpoint = arm.split(":", 1)
-    fidelity = queries.fidelity_summary(s, name, checkpoint)
+    fidelity = cached.fidelity_summary(s, name, checkpoint)
+    meta = fidelity.setting
     st.markdown(f"**{md_escape(name)}**")
-    st.caption(f"checkpoint {md_escape(checkpoint)} · stage {fidelity['stage']} · layer {fidelity['layer']}")
+    st.caption(f"checkpoint {md_escape(checkpoint)} · stage {md_escape(meta.stage or 'unknown')} · layer "
+               f"{'-' if meta.layer is None else meta.layer} · {meta.samples} sample(s) per vector")  # fmt: skip
     m1, m2, m3 = st.columns(3)
-    m1.metric("parsed", f"{fidelity['parsed']} / {fidelity['explanations']}")
-    m2.metric("mean FVE", "-" if fidelity["mean_fve"] is None else f"{fidelity['mean_fve']:.2f}")
-    m3.metric("mean cos", "-" if fidelity["mean_cos"] is None else f"{fidelity['mean_cos']:.2f}")
+    m1.metric("parsed", f"{fidelity.parsed} / {fidelity.explanations}")
+    m2.metric("median FVE", "-" if fidelity.fve["median"] is None else f"{fidelity.fve['median']:.2f}")
+    m3.metric("median cos", "-" if fidelity.cos["median"] is None else f"{fidelity.cos['median']:.2f}")
 
 
 against_controls()

@@ -10,11 +10,21 @@ import math
 import streamlit as st
 
 from audits.errors import SpecError
-from audits.reports.gather import evidence
+from audits.read_model.flags import cell_label
+from audits.read_model.transcripts import evidence
 from audits.review import add_review, review_history
-from workbench.dashboard import cached, queries
-from workbench.dashboard.state import hypothesis_note, pick_campaign, store, theme_name, themes
-from workbench.dashboard.text import md_escape
+from workbench.dashboard import cached
+from workbench.dashboard.filters import open_queue
+from workbench.dashboard.state import (
+    fve_badge,
+    hypothesis_note,
+    no_flags_notice,
+    pick_campaign,
+    store,
+    theme_name,
+    themes,
+)
+from workbench.dashboard.text import highlighted, md_escape
 
 DECISIONS = {
     "confirm": ("Confirm", "Alt+1"),
@@ -36,7 +46,7 @@ with st.sidebar:
     )
     hide_low = st.toggle("Hide low-fidelity flags", False, key="hide_low", bind="query-params")
 
-queue = queries.open_queue(cached.raised_flags(s, campaign), include_follow_up=follow_ups)
+queue = open_queue(cached.raised_flags(s, campaign), include_follow_up=follow_ups)
 if theme_filter:
     queue = queue[queue["theme_id"].isin(theme_filter)]
 if hide_low:
@@ -45,9 +55,22 @@ skipped = st.session_state.setdefault("skipped", [])
 queue = queue.assign(skipped=queue["flag_id"].isin(skipped)).sort_values("skipped", kind="stable")
 
 
+def _empty_queue() -> None:
+    """Why the queue is empty, plainly: nothing raised (and what that means), everything decided, or
+    everything filtered out."""
+    raised = cached.raised_flags(s, campaign)
+    if raised.empty:
+        no_flags_notice(cached.verdict_summary(s, campaign))
+    elif (raised["review_state"] == "open").any() or (follow_ups and (raised["review_state"] == "follow_up").any()):
+        st.info(f"No open flag matches the sidebar filters ({len(raised)} raised in all): widen them.")
+    else:
+        st.success(f"Every one of the {len(raised)} raised flags has a decision. See them below, or export the "
+                   "report.")  # fmt: skip
+
+
 def current_flag() -> None:
     if queue.empty:
-        st.success("The queue is clear: no open flag matches. See the decisions below, or export the report.")
+        _empty_queue()
         return
     st.caption(f"{len(queue)} flag(s) in the queue")
     hypothesis_note()
@@ -58,29 +81,34 @@ def current_flag() -> None:
     seen = "in the reply" if f["in_reply"] else "in the prompt" if f["in_prompt"] else None
     fve = "-" if f["fve"] is None or math.isnan(f["fve"]) else f"{f['fve']:.2f}"
     st.markdown(
-        f"Scenario **{md_escape(f['scenario_id'])}** · {md_escape(f['condition'])}"
-        f"{' (control)' if f['is_control'] else ''} · position {f['position']} · score {f['score']:.2f} · "
+        f"Scenario **{md_escape(f['scenario_id'])}** · {md_escape(cell_label(f['condition'], bool(f['is_control'])))}"
+        f" · position {f['position']} · score {f['score']:.2f} · "
         f"{f['n_hits']}/{f['n_samples']} samples agree · cited FVE {fve}"
         + (" · **low fidelity**" if f["low_fidelity"] else "")
     )
     if theme is not None:
         st.caption(md_escape(theme.description))
     with st.container(border=True):
-        st.markdown(
-            f"…{md_escape(shown.before)} :orange-background[**{md_escape(shown.token)}**] {md_escape(shown.after)}…"
-        )
+        excerpt = shown.before + shown.token + shown.after
+        st.markdown(f"…{highlighted(excerpt, len(shown.before), len(shown.before) + len(shown.token))}…")
     if seen:
         st.markdown(f"Also visible {seen}: “{md_escape(f['visible_evidence'] or '')}”")
     else:
         st.markdown("**Unverbalized**: the target's visible text does not express this theme.")
     for sample in shown.samples:
-        sample_fve = "-" if sample.fve is None else f"{sample.fve:.2f}"
-        st.markdown(
-            f"- sample {sample.index} ({md_escape(sample.status)}, FVE {sample_fve}): {md_escape(sample.text)}"
-        )
+        with st.container(border=True):
+            sample_fve = "-" if sample.fve is None or math.isnan(sample.fve) else f"{sample.fve:.2f}"
+            score = "" if sample.score is None else f" · {theme_name(f['theme_id'])} score {sample.score:.2f}"
+            st.caption(f"sample {sample.index} · {sample.status} · FVE {sample_fve}{score}")
+            badge = fve_badge(sample.fve, theme.flag.min_fve if theme else None) if sample.status == "ok" else ""
+            if badge:
+                st.markdown(badge)
+            start, end = sample.evidence or (None, None)
+            st.markdown(highlighted(sample.text, start, end))
     st.page_link(
         "views/transcript.py", label="Open in Transcript", icon=":material/forum:",
-        query_params={"campaign": campaign, "transcript": str(f["transcript_id"]), "pos": str(f["position"])},
+        query_params={"campaign": campaign, "transcript": str(f["transcript_id"]), "pos": str(f["position"]),
+                      "colour": f"flag:{f['theme_id']}"},
     )  # fmt: skip
     decide(int(f["flag_id"]))
 
@@ -118,7 +146,8 @@ def history() -> None:
     rows = rows.sort_values("created_at", ascending=False)
     st.dataframe(rows.assign(theme=rows["theme_id"].map(theme_name)), hide_index=True, key="history",
                  column_order=["created_at", "flag_id", "theme", "decision", "author", "reason", "variant_key", "position"],
-                 column_config={"created_at": st.column_config.DatetimeColumn("when", format="YYYY-MM-DD HH:mm:ss")})  # fmt: skip
+                 column_config={"created_at": st.column_config.DatetimeColumn("when", format="YYYY-MM-DD HH:mm:ss"),
+                                "flag_id": "flag", "variant_key": "variant", "position": "token position"})  # fmt: skip
 
 
 current_flag()

@@ -3,13 +3,23 @@ of flag rates. Every flag is a lead to verify; the table shows its evidence and 
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import pandas as pd
 import streamlit as st
 
-from workbench.dashboard import cached, queries
+from audits.read_model.flags import cell_label, pooled_rates
+from workbench.dashboard import cached
 from workbench.dashboard.charts import rate_heatmap
-from workbench.dashboard.queries import FlagFilter
-from workbench.dashboard.state import hypothesis_note, pick_campaign, store, theme_name, themes
+from workbench.dashboard.filters import FlagFilter, filter_flags
+from workbench.dashboard.state import (
+    hypothesis_note,
+    no_flags_notice,
+    pick_campaign,
+    store,
+    theme_name,
+    themes,
+)
 
 PAGE_SIZES = [25, 100, 200, 500]
 SORTS = {"score": "score", "agreement": "agreement", "fidelity (FVE)": "fve", "position": "position"}
@@ -36,7 +46,7 @@ with st.sidebar:
                                      bind="query-params"),
     )  # fmt: skip
 
-shown = queries.filter_flags(flags, f)
+shown = filter_flags(flags, f)
 left, mid, right, last = st.columns(4)
 left.metric("flags shown", f"{len(shown)} of {len(flags)}")
 mid.metric("unverbalized", int((~shown["verbalized"]).sum()) if len(shown) else 0)
@@ -45,9 +55,11 @@ last.metric("still open", int((shown["review_state"] == "open").sum()) if len(sh
 
 
 def flag_table(rows: pd.DataFrame) -> None:
+    if flags.empty:  # nothing was raised: say what the campaign judged and what that rules out
+        no_flags_notice(cached.verdict_summary(s, campaign))
+        return
     if rows.empty:
-        st.info("No raised flag matches these filters. Widen them in the sidebar"
-                + (", or run the campaign on the Campaigns page." if flags.empty else "."))  # fmt: skip
+        st.info(f"None of the {len(flags)} raised flags matches these filters: widen them in the sidebar.")
         return
     c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
     sort = c1.selectbox("Sort by", list(SORTS), key="sort", bind="query-params")
@@ -61,11 +73,12 @@ def flag_table(rows: pd.DataFrame) -> None:
         "flag": rows["flag_id"], "theme": rows["theme_id"].map(theme_name), "score": rows["score"],
         "samples": rows["n_hits"].astype(str) + "/" + rows["n_samples"].astype(str), "FVE": rows["fve"],
         "low fidelity": rows["low_fidelity"], "visible": rows.apply(_visibility, axis=1),
-        "scenario": rows["scenario_id"], "condition": rows["condition"].where(~rows["is_control"], "control"),
+        "scenario": rows["scenario_id"],
+        "condition": [cell_label(c, bool(k)) for c, k in zip(rows["condition"], rows["is_control"], strict=True)],
         "position": rows["position"], "token": rows["token_text"], "explanation": rows["explanation"],
         "evidence": rows["evidence_text"], "review": rows["review_state"],
-        "open": [f"./transcript?campaign={campaign}&transcript={t}&pos={p}"
-                 for t, p in zip(rows["transcript_id"], rows["position"], strict=True)],
+        "open": [f"./transcript?{urlencode({'campaign': campaign, 'transcript': t, 'pos': p, 'colour': f'flag:{th}'})}"
+                 for t, p, th in zip(rows["transcript_id"], rows["position"], rows["theme_id"], strict=True)],
     })  # fmt: skip
     colours = {theme_name(t): f"color: {th.colour}; font-weight: 600" for t, th in themes().items()}
     st.dataframe(
@@ -92,7 +105,7 @@ def heatmap() -> None:
         excluded = "" if include_low else " (all verdicts may be low-fidelity: count them with the toggle)"
         st.info(f"No verdicts to rate yet{excluded}.")
         return
-    st.plotly_chart(rate_heatmap(queries.pooled_rates(rates), themes()), key="rate_heatmap")
+    st.plotly_chart(rate_heatmap(pooled_rates(rates), themes()), key="rate_heatmap")
     st.caption("Per-token flag rate pooled over each scenario's variants (controls included); "
                "the Compare page sets each condition against its control with intervals.")  # fmt: skip
 
