@@ -9,7 +9,7 @@ from token texts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from audits.read_model.campaigns import frame
 from audits.read_model.explanations import NLASetting, setting_explanations
 from audits.read_model.flags import cell_label
+from audits.read_model.lens import LensReading, flag_lens, shared_words
 from audits.store import (
     SQLAActivation,
     SQLAExplanation,
@@ -63,7 +64,8 @@ def transcript_list(store: Store, campaign: str) -> pd.DataFrame:
     transcripts = frame(store, query)
     transcripts["condition"] = transcripts.pop("conditions_json").map(condition_label)
     transcripts["cell"] = [
-        cell_label(c, bool(k)) for c, k in zip(transcripts["condition"], transcripts["is_control"], strict=True)
+        cell_label(c, bool(k))
+        for c, k in zip(transcripts["condition"], transcripts["is_control"], strict=True)
     ]
     return transcripts
 
@@ -119,7 +121,9 @@ def display_tokens(tokens: pd.DataFrame, contents: dict[int, str]) -> list[str]:
         content = contents.get(int(index), "")
         for row, span in zip(rows.index, token_spans(content, rows["token_text"].tolist()), strict=True):
             if span is not None and REPLACEMENT in shown[tokens.index.get_loc(row)]:
-                shown[tokens.index.get_loc(row)] = content[span[0] : span[1]] or shown[tokens.index.get_loc(row)]
+                shown[tokens.index.get_loc(row)] = (
+                    content[span[0] : span[1]] or shown[tokens.index.get_loc(row)]
+                )
     return shown
 
 
@@ -161,7 +165,9 @@ def token_scores(
         .join(SQLATokenPosition, SQLATokenPosition.id == SQLAFlag.token_position_id)
         .where(in_transcript, SQLAFlag.campaign_id == campaign_id, is_current(rules)),
     ).assign(kind="flag")
-    detector = _detector_scores(store, campaign_id, transcript_id, setting).assign(kind="detector", raised=False)
+    detector = _detector_scores(store, campaign_id, transcript_id, setting).assign(
+        kind="detector", raised=False
+    )
     scores = pd.concat([s for s in (triage, detector, flags) if len(s)], ignore_index=True)
     if scores.empty:
         scores = pd.DataFrame(columns=["token_position_id", "theme_id", "score", "raised", "kind"])
@@ -257,6 +263,12 @@ class Evidence:
     token: str
     after: str
     samples: list[Sample]
+    lens: list[LensReading] = field(default_factory=list)
+    """The logit lens of the flagged activation (an independent reading to check the samples against)."""
+
+    def lens_agrees(self, sample: Sample) -> list[str]:
+        """The logit-lens words that this sample's explanation also uses."""
+        return shared_words(self.lens, sample.text)
 
 
 def _excerpt(tokens: list[tuple[int, str, bool]], position: int, content: str) -> tuple[str, str, str]:
@@ -272,7 +284,11 @@ def _excerpt(tokens: list[tuple[int, str, bool]], position: int, content: str) -
         first = next((spans[i] for i in content_rows if i >= at - EXCERPT_BEFORE and spans[i]), mine)
         last = next((spans[i] for i in reversed(content_rows) if i <= at + EXCERPT_AFTER and spans[i]), mine)
         if mine is not None:
-            return content[first[0] : mine[0]], content[mine[0] : mine[1]], content[mine[1] : max(last[1], mine[1])]
+            return (
+                content[first[0] : mine[0]],
+                content[mine[0] : mine[1]],
+                content[mine[1] : max(last[1], mine[1])],
+            )
     before = "".join(texts[max(0, at - EXCERPT_BEFORE) : at])
     return before, texts[at], "".join(texts[at + 1 : at + 1 + EXCERPT_AFTER])
 
@@ -320,14 +336,18 @@ def evidence(store: Store, flags: pd.DataFrame) -> list[Evidence]:
             }  # fmt: skip
             rows = [_sample(e, spans.get(e.id)) for e in samples]
         before, token, after = _excerpt([tuple(t) for t in tokens], flag["position"], content or "")
-        out.append(Evidence(flag, before, token, after, rows))
+        out.append(Evidence(flag, before, token, after, rows, flag_lens(store, int(flag["flag_id"]))))
     return out
 
 
 def _sample(e: SQLAExplanation, span: tuple[int | None, int | None, float] | None) -> Sample:
     text = e.text or e.raw_output
     start, end, score = span if span else (None, None, None)
-    cited = (start, end) if e.text and start is not None and end is not None and 0 <= start < end <= len(text) else None
+    cited = (
+        (start, end)
+        if e.text and start is not None and end is not None and 0 <= start < end <= len(text)
+        else None
+    )
     return Sample(e.sample_index, e.status, text, e.cos, e.fve, e.id, cited, score)
 
 

@@ -43,13 +43,15 @@ FINDING_HEADER = (
     "control [95% CI]", "difference [95% CI]", "unverbalized difference [95% CI]",
 )  # fmt: skip
 RATE_HEADER = (*FINDING_HEADER[:6], "what it shows")
-SAMPLE_HEADER = ("sample", "status", "FVE", "cos", "explanation")
+SAMPLE_HEADER = ("sample", "status", "FVE", "cos", "explanation", "lens agrees")
 _TEMPLATES = ("av_template", "ar_template")
 """Sidecar prompt templates, too long for the scope table."""
 
 
 def _missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA or value is pd.NaT
+    return (
+        value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA or value is pd.NaT
+    )
 
 
 def text(value: object, missing: str = "") -> str:
@@ -70,7 +72,9 @@ def text(value: object, missing: str = "") -> str:
 
 def counts(by_status: dict[str, int]) -> str:
     """``{'ok': 159, 'unclosed': 1}`` as ``159 ok, 1 unclosed`` (``none`` when empty)."""
-    return ", ".join(f"{n} {status}" for status, n in sorted(by_status.items(), key=lambda kv: -kv[1])) or "none"
+    return (
+        ", ".join(f"{n} {status}" for status, n in sorted(by_status.items(), key=lambda kv: -kv[1])) or "none"
+    )
 
 
 def _fmt(value: object, digits: int = 2) -> str:
@@ -144,8 +148,13 @@ def rate_cells(data: ReportData) -> list[list[str]]:
     """Every cell's rates as text, controls included and named by their condition (the numbers of the
     rate charts), with what each cell can and cannot say in words."""
     return [
-        [r["scenario_id"], r["theme_id"], cell_label(r["condition"], bool(r["is_control"])), *_rates(r),
-         cell_reading(int(r["k"]), int(r["n"]), r["low"], r["high"])]
+        [
+            r["scenario_id"],
+            r["theme_id"],
+            cell_label(r["condition"], bool(r["is_control"])),
+            *_rates(r),
+            cell_reading(int(r["k"]), int(r["n"]), r["low"], r["high"]),
+        ]
         for r in data.rates.to_dict("records")
     ]
 
@@ -357,8 +366,11 @@ def _md_evidence(e: Evidence) -> list[str]:
         f"#### {md_text(f['theme_id'], line_start=False)}: {md_text(facts, line_start=False)}", "",
         f"- excerpt: …{excerpt}…",
         f"- cited evidence: {md_text(text(f['evidence_text'], '-'), line_start=False)}{visible}",
+        *(f"- logit lens, layer {r.layer}: {md_text(r.label(), line_start=False)}" for r in e.lens),
+        *([] if e.lens else ["- logit lens: not stored for this token"]),
         f"- review: {md_text(review_line(f), line_start=False)}", "",
-        *_md_table(SAMPLE_HEADER, [[s.index, s.status, _fmt(s.fve), _fmt(s.cos), s.text] for s in e.samples]),
+        *_md_table(SAMPLE_HEADER, [[s.index, s.status, _fmt(s.fve), _fmt(s.cos), s.text,
+                                    ", ".join(e.lens_agrees(s)) or "-"] for s in e.samples]),
     ]  # fmt: skip
 
 
@@ -399,7 +411,12 @@ def render_markdown(data: ReportData) -> str:
             out += ["No flag awaits a decision.", ""]
     else:
         out += [md_text(unreviewed_note(data)), ""]
-    out += ["## 4. Limitations", "", *(f"- {md_text(item, line_start=False)}" for item in limitations(data)), ""]
+    out += [
+        "## 4. Limitations",
+        "",
+        *(f"- {md_text(item, line_start=False)}" for item in limitations(data)),
+        "",
+    ]
     return "\n".join(out)
 
 

@@ -16,6 +16,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import markupsafe
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -24,6 +25,7 @@ from playwright.sync_api import sync_playwright
 from sqlalchemy import delete, select
 
 from audits.read_model.flags import campaign_rates, cell_label
+from audits.read_model.lens import LensReading, shared_words
 from audits.reports import exports
 from audits.reports.gather import gather
 from audits.reports.output import atomic_output
@@ -40,6 +42,7 @@ from audits.store import (
     SQLAActivation,
     SQLAExplanation,
     SQLAFlag,
+    SQLALogitLens,
     SQLARun,
     SQLATokenPosition,
     SQLATranscript,
@@ -442,11 +445,15 @@ def _stray_escapes(markdown: str) -> list[str]:
 
 
 def _pdf_text(pdf: Path, *args: str) -> str:
-    return subprocess.run(["pdftotext", *args, str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        ["pdftotext", *args, str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
 
 
 @pytest.mark.parametrize("which", ["store", "demo_store"])
-def test_reports_show_no_python_repr_and_no_stray_markdown_escapes(which: str, request, tmp_path: Path) -> None:
+def test_reports_show_no_python_repr_and_no_stray_markdown_escapes(
+    which: str, request, tmp_path: Path
+) -> None:
     opened = request.getfixturevalue(which)
     name = "xss" if which == "store" else "demo"
     data = gather(opened, name, {}, include_unreviewed=True, include_low_fidelity=which == "store")
@@ -484,10 +491,15 @@ def test_a_report_that_raised_nothing_says_so_and_what_its_cells_can_detect(demo
     rows = [line.split(" | ") for line in counted.split("### Flag rates by scenario and condition", 1)[1]
             .split("### Condition vs control", 1)[0].splitlines() if line.startswith("| ")][2:]  # fmt: skip
     readings = [row[-1].rstrip(" |") for row in rows]
-    assert readings and all(re.fullmatch(r"none of \d+ flagged: a rate up to \d+% is not ruled out", r) for r in readings)
+    assert readings and all(
+        re.fullmatch(r"none of \d+ flagged: a rate up to \d+% is not ruled out", r) for r in readings
+    )
     assert {row[2] for row in rows} >= {"goal=explicit (control)", "goal=latent (control)"}  # two controls
     low = data.verdicts.low_fidelity
-    assert f"Low-fidelity verdicts are excluded: {low} of the {data.verdicts.judged} token-theme verdicts" in text
+    assert (
+        f"Low-fidelity verdicts are excluded: {low} of the {data.verdicts.judged} token-theme verdicts"
+        in text
+    )
     assert f"{data.verdicts.raised} raised a flag. Of those raised flags, 0 are low-fidelity" in text
 
 
@@ -518,7 +530,11 @@ def test_pdf_prints_charts_without_toolbar_cut_labels_or_orphan_headers(demo_sto
                                                              text=True, check=True).stdout).group(1))  # fmt: skip
     header = re.compile(r"\[95% CI\]|^(what it shows|sample|status|FVE|cos|explanation)$")
     for number in range(1, pages + 1):
-        lines = [ln.strip() for ln in _pdf_text(pdf, "-f", str(number), "-l", str(number)).splitlines() if ln.strip()]
+        lines = [
+            ln.strip()
+            for ln in _pdf_text(pdf, "-f", str(number), "-l", str(number)).splitlines()
+            if ln.strip()
+        ]
         assert not any(header.search(line) for line in lines[-2:]), (number, lines[-4:])  # no orphan header
 
 
@@ -541,3 +557,35 @@ def test_shared_files_follow_the_umask(store, tiny_nla, tmp_path: Path) -> None:
         os.umask(old)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.rglob("*")}
     assert modes["model.safetensors"] == 0o644 and set(modes.values()) <= {0o644, 0o755}  # weights too
+
+
+def test_evidence_shows_the_logit_lens_of_the_flagged_activation(store) -> None:
+    """Each flag's evidence carries the logit lens stored for its own activation (the campaign's, at the
+    flag's token), shown in the HTML and Markdown reports beside the samples, escaped like any model text."""
+    data = gather(store, "xss", {}, include_unreviewed=True, include_low_fidelity=True)
+    evidence = data.confirmed + data.unreviewed
+    assert evidence, "the audit store raises flags"
+    cid = campaign_id_of(store, "xss")
+    page, md = render_html(data), render_markdown(data)
+    for e in evidence:
+        with store.session() as s:
+            expected = s.execute(
+                select(SQLALogitLens.layer, SQLALogitLens.tokens)
+                .join(SQLAActivation, SQLAActivation.id == SQLALogitLens.activation_id)
+                .where(SQLAActivation.campaign_id == cid,
+                       SQLAActivation.token_position_id == int(e.flag["token_position_id"]))
+            ).all()  # fmt: skip
+        assert expected, "the runner stores the lens for every selected token"
+        assert [(r.layer, r.tokens) for r in e.lens] == [(layer, list(tokens)) for layer, tokens in expected]
+        assert f"logit lens, layer {e.lens[0].layer}: {markupsafe.escape(e.lens[0].label())}" in page
+        assert f"- logit lens, layer {e.lens[0].layer}: " in md
+
+
+def test_lens_agreement_counts_whole_words_only() -> None:
+    reading = LensReading(
+        12, [" Gold", "gold", "ng", " the", "\n", " 42", "Moon"], [0.4, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]
+    )
+    assert reading.words() == ["gold", "the", "moon"]
+    assert shared_words([reading], "A golden hint about the Moon's glow") == ["the", "moon"]
+    assert shared_words([reading], "Gold, gold everywhere.") == ["gold"]
+    assert shared_words([reading], None) == []

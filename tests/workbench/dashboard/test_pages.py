@@ -14,11 +14,13 @@ import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
+from audits.read_model.lens import token_lens
 from audits.review import review_history
 from audits.store import SQLACampaign, SQLAFlag, SQLAReview, open_store
 from audits.themes.rates import condition_vs_control, flag_frame, flag_rates
 from tests.workbench.dashboard.conftest import APP
 from workbench.dashboard.pages import PAGES as REGISTRY
+from workbench.dashboard.text import md_escape
 
 PAGES = [p.name for p in REGISTRY]
 
@@ -77,6 +79,10 @@ def test_transcript_shows_payloads_as_text_and_selects_the_linked_token(dash_db:
     assert "&lt;script&gt;alert" in bodies and "&lt;img src=x onerror=alert\\(1\\)&gt;" in bodies
     assert ":orange-background[**being tested**]" in bodies  # the evidence span is highlighted
     assert "unverbalized" in bodies  # the visible-text check sits beside the explanation
+    lens = token_lens(open_store(dash_db), "xss", int(flag["token_position_id"]))
+    captions = " ".join(c.value for c in at.caption)
+    assert lens and f"Logit lens, layer {lens[0].layer}" in captions  # the independent reading beside it
+    assert md_escape(lens[0].label()) in captions
     strip = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
     labels = [t for trace in strip for t in trace["text"] if t]
     assert labels and not any("<" in t for t in labels)  # token labels are escaped for plotly

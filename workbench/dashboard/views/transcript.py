@@ -1,7 +1,8 @@
 """Transcript: the messages in order (code blocks as code), a token strip coloured by a named, stored score
 (flag score, best detector score, or triage z-score) where a click selects the token, and for the selected
 token every explanation sample with its status, fidelity (low or negative FVE marked), each detector's
-score beside its threshold, and the evidence span highlighted, beside the target's visible text."""
+score beside its threshold, the evidence span highlighted, and the logit lens of the same activation (with the
+words a sample shares with it), beside the target's visible text."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import streamlit as st
 
 from audits.read_model.explanations import nla_setting
 from audits.read_model.flags import token_flags
+from audits.read_model.lens import LensReading, shared_words, token_lens
 from audits.read_model.transcripts import (
     explanation_theme_scores,
     messages,
@@ -73,7 +75,12 @@ def _colourings() -> list[str]:
     if not len(raised) and "flag" in kinds:  # every flag score is 0 here: lead with what the samples scored
         kinds.remove("flag")
         kinds.append("flag")
-    return [f"{kind}:{t}" for kind in kinds for t in theme_ids if ((scores["kind"] == kind) & (scores["theme_id"] == t)).any()]
+    return [
+        f"{kind}:{t}"
+        for kind in kinds
+        for t in theme_ids
+        if ((scores["kind"] == kind) & (scores["theme_id"] == t)).any()
+    ]
 
 
 def _colouring_label(value: str) -> str:
@@ -99,7 +106,9 @@ def strip() -> str | None:
     colouring = linked_select("Colour tokens by", colourings, "colour", _colouring_label)
     kind, theme_id = colouring.split(":", 1)
     chosen = scores[(scores["kind"] == kind) & (scores["theme_id"] == theme_id)]
-    values = pd.Series(chosen["score"].to_numpy(), index=chosen["token_position_id"].map(by_position).to_numpy())
+    values = pd.Series(
+        chosen["score"].to_numpy(), index=chosen["token_position_id"].map(by_position).to_numpy()
+    )
     theme = themes().get(theme_id)
     top = max(_thresholds(theme_id).values(), default=1.0) if kind == "detector" else 1.0
     _select_clicked(st.session_state.get("token_strip"))
@@ -130,7 +139,9 @@ def _select_clicked(event) -> None:
     if not points:
         return
     data = points[0].get("customdata")  # the token's position (a list or mapping if plotly nests it)
-    clicked = int(data[0] if isinstance(data, list) else next(iter(data.values())) if isinstance(data, dict) else data)
+    clicked = int(
+        data[0] if isinstance(data, list) else next(iter(data.values())) if isinstance(data, dict) else data
+    )
     if st.session_state.get("strip_click") == (transcript, clicked):
         return
     st.session_state["strip_click"] = (transcript, clicked)
@@ -169,7 +180,16 @@ def token_detail(theme_id: str | None) -> None:
     token = explained[explained["position"] == position].iloc[0]
     st.caption(f"{token['role']} · message {token['message_index']} · selected by {token['selection']}")
     verdicts(int(token["token_position_id"]))
-    samples(token["activation_key"], theme_id)
+    lens = token_lens(s, campaign, int(token["token_position_id"]))
+    for r in lens:
+        st.caption(
+            md_escape(
+                f"Logit lens, layer {r.layer} (the target's own prediction from this activation): {r.label()}"
+            )
+        )
+    if not lens:
+        st.caption("Logit lens: not stored for this token (a campaign run without it).")
+    samples(token["activation_key"], theme_id, lens)
 
 
 def verdicts(token_position_id: int) -> None:
@@ -197,7 +217,7 @@ def _detector_line(theme_id: str, rows: pd.DataFrame) -> str:
     return f"{theme_name(theme_id)}: " + " · ".join(parts)
 
 
-def samples(activation_key: str, colour_theme: str | None) -> None:
+def samples(activation_key: str, colour_theme: str | None, lens: list[LensReading]) -> None:
     rows = token_explanations(s, activation_key, setting)
     scored = explanation_theme_scores(s, rows["explanation_id"].tolist())
     for e in rows.itertuples():
@@ -205,7 +225,9 @@ def samples(activation_key: str, colour_theme: str | None) -> None:
         with st.container(border=True):
             fve = "-" if e.fve is None or math.isnan(e.fve) else f"{e.fve:.2f}"
             cos = "-" if e.cos is None or math.isnan(e.cos) else f"{e.cos:.2f}"
-            st.caption(f"sample {e.sample_index} · {e.status} · AR FVE {fve} · cos {cos} · {e.n_tokens} tokens")
+            st.caption(
+                f"sample {e.sample_index} · {e.status} · AR FVE {fve} · cos {cos} · {e.n_tokens} tokens"
+            )
             theme = themes().get(colour_theme) if colour_theme else None
             badge = fve_badge(None if fve == "-" else e.fve, theme.flag.min_fve if theme else None)
             if e.status == "ok" and badge:
@@ -216,9 +238,19 @@ def samples(activation_key: str, colour_theme: str | None) -> None:
                 st.markdown(highlighted(text, best["evidence_start"], best["evidence_end"]))
             else:
                 st.markdown(md_escape(text))
+            agree = shared_words(lens, e.text)
+            if agree:
+                st.caption(md_escape("logit lens agrees: " + ", ".join(agree)))
             if len(mine):
-                shown = [t for t, rows_ in mine.groupby("theme_id") if t == colour_theme or rows_["score"].max() > 0]
-                lines = [_detector_line(t, mine[mine["theme_id"] == t]) for t in sorted(shown, key=lambda t: t != colour_theme)]
+                shown = [
+                    t
+                    for t, rows_ in mine.groupby("theme_id")
+                    if t == colour_theme or rows_["score"].max() > 0
+                ]
+                lines = [
+                    _detector_line(t, mine[mine["theme_id"] == t])
+                    for t in sorted(shown, key=lambda t: t != colour_theme)
+                ]
                 st.caption(md_escape("\n".join(lines[:6])) if lines else "no theme scored above 0")  # fmt: skip
 
 
@@ -227,7 +259,9 @@ def _best_span(mine: pd.DataFrame, theme_id: str | None) -> pd.Series | None:
     strip's theme (else any theme); None when no detector reached its threshold (a low score's span is not
     evidence, so it is not highlighted)."""
     limits = [_thresholds(t).get(d) for t, d in zip(mine["theme_id"], mine["detector"], strict=True)]
-    hits = mine[[limit is not None and score >= limit for score, limit in zip(mine["score"], limits, strict=True)]]
+    hits = mine[
+        [limit is not None and score >= limit for score, limit in zip(mine["score"], limits, strict=True)]
+    ]
     if theme_id is not None and (hits["theme_id"] == theme_id).any():
         hits = hits[hits["theme_id"] == theme_id]
     hits = hits.dropna(subset=["evidence_start", "evidence_end"]).sort_values("score", ascending=False)
