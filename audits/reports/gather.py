@@ -12,7 +12,10 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 
+from audits.campaign_spec import CampaignSpec
 from audits.campaign_status import CampaignStatus, campaign_status
+from audits.discovery import Discovery, discover
+from audits.errors import SpecError
 from audits.read_model.explanations import Fidelity, fidelity_summary
 from audits.read_model.flags import VerdictSummary, campaign_rates, raised_flags, verdict_summary
 from audits.read_model.transcripts import Evidence, Sample, evidence
@@ -23,6 +26,7 @@ from audits.themes.definitions import Theme, load_themes
 from audits.themes.rates import condition_vs_control
 
 __all__ = ["Evidence", "ReportData", "Sample", "gather"]
+
 
 @dataclass
 class ReportData:
@@ -54,6 +58,8 @@ class ReportData:
     verdicts: VerdictSummary
     """What the flag rule judged: verdicts, tokens, raised, low-fidelity, cell sizes."""
     review_counts: dict[str, int] = field(default_factory=dict)
+    discoveries: list[Discovery] = field(default_factory=list)
+    """For a campaign with target arms: each arm's explanations against the control arm's (discovery)."""
 
     @property
     def untrained(self) -> bool:
@@ -103,6 +109,30 @@ def gather(
         include_unreviewed=include_unreviewed, include_low_fidelity=include_low_fidelity,
         excluded_low_fidelity=0 if include_low_fidelity else verdicts.low_fidelity, verdicts=verdicts,
         review_counts={str(k): int(v) for k, v in history["decision"].value_counts().items()},
+        discoveries=discoveries(store, campaign, row.spec_json, include_low_fidelity=include_low_fidelity),
     )  # fmt: skip
 
 
+DISCOVERY_TOP = 15
+"""Terms listed per arm in the report's discovery table."""
+
+
+def discoveries(
+    store: Store, campaign: str, spec: dict[str, Any], *, include_low_fidelity: bool
+) -> list[Discovery]:
+    """Each non-control arm's explanations against the control arm's (``campaign discover``'s numbers);
+    none for a single-target campaign or one whose arms have not run."""
+    parsed = CampaignSpec.model_validate(spec)
+    control = parsed.control()
+    if control is None:
+        return []
+    out = []
+    for arm in parsed.arms:
+        if arm == control:
+            continue
+        try:
+            out.append(discover(store, campaign, arm=arm, against=control, top=DISCOVERY_TOP,
+                                include_low_fidelity=include_low_fidelity))  # fmt: skip
+        except SpecError:  # an arm that has not run yet has no documents to compare
+            continue
+    return out

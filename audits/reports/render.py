@@ -19,6 +19,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from plotly.offline import get_plotlyjs
 
+from audits.discovery import Discovery
 from audits.errors import SpecError
 from audits.read_model.explanations import Fidelity
 from audits.read_model.flags import cell_label, cell_reading, detectable_rate, no_flag_explanation
@@ -43,6 +44,8 @@ FINDING_HEADER = (
     "control [95% CI]", "difference [95% CI]", "unverbalized difference [95% CI]",
 )  # fmt: skip
 RATE_HEADER = (*FINDING_HEADER[:6], "what it shows")
+DISCOVERY_HEADER = ("term", "z", "explanations (arm)", "explanations (control)", "transcripts", "in visible text",
+                    "in logit lens")  # fmt: skip
 SAMPLE_HEADER = ("sample", "status", "FVE", "cos", "explanation", "lens agrees")
 _TEMPLATES = ("av_template", "ar_template")
 """Sidecar prompt templates, too long for the scope table."""
@@ -302,6 +305,30 @@ def limitations(data: ReportData) -> list[str]:
     ]  # fmt: skip
 
 
+def discovery_intro(d: Discovery) -> str:
+    """What one discovery table compares, in words, with its sizes and what was left out."""
+    low = sum(d.low_fidelity_excluded.values())
+    return (
+        f"Terms of the explanations of arm {d.arm} ({d.n_docs} explanations, {d.n_transcripts} transcripts) "
+        f"over-represented against arm {d.against} ({d.n_docs_other} explanations, {d.n_transcripts_other} "
+        "transcripts): weighted log-odds with an informative Dirichlet prior, z-scored (Monroe, Colaresi & Quinn "
+        "2008), terms carried by at least two transcripts, the control's fixed phrasing left out"
+        + (f", {low} low-fidelity explanations left out" if low else "")
+        + ". A term is a lead found without a theme, not a finding: check it against the visible text and the "
+        "logit lens (how many carrying transcripts show it in their text; how many carrying tokens show it in "
+        "their lens) and read the explanations that carry it (campaign discover, or the Discover page)."
+    )
+
+
+def discovery_cells(d: Discovery) -> list[list[object]]:
+    """One row per listed term: the numbers ``campaign discover`` prints."""
+    return [
+        [r["term"], f"{r['z']:.2f}", f"{r['count']} of {d.n_docs}", f"{r['count_other']} of {d.n_docs_other}",
+         r["transcripts"], r["visible"], r["lens"]]
+        for r in d.table.to_dict("records")
+    ]  # fmt: skip
+
+
 def render_html(data: ReportData) -> str:
     """The report as one HTML document that works offline."""
     env = Environment(
@@ -314,7 +341,8 @@ def render_html(data: ReportData) -> str:
         header=FINDING_HEADER, rows=finding_cells(data), rate_header=RATE_HEADER, rate_rows=rate_cells(data),
         unreviewed_note=unreviewed_note(data), limitations=limitations(data), fmt=_fmt, text=text,
         empty_rates=empty_rates_note(data),
-        visibility=visibility, review_line=review_line,
+        visibility=visibility, review_line=review_line, discovery_intro=discovery_intro,
+        discovery_header=DISCOVERY_HEADER, discovery_cells=discovery_cells,
     )  # fmt: skip
 
 
@@ -398,6 +426,15 @@ def render_markdown(data: ReportData) -> str:
         if rows
         else ["No condition has a flagged control to compare with yet.", ""]
     )
+    for d in data.discoveries:
+        out += [f"### Discovery: arm {md_text(d.arm, line_start=False)} against {md_text(d.against, line_start=False)}",
+                "", md_text(discovery_intro(d)), ""]  # fmt: skip
+        cells = discovery_cells(d)
+        out += (
+            _md_table(DISCOVERY_HEADER, cells)
+            if cells
+            else [md_text(f"Nothing listed: {d.empty_reason}."), ""]
+        )
     out += ["## 3. Evidence", "", f"### Confirmed flags ({len(data.confirmed)})", ""]
     for e in data.confirmed:
         out += _md_evidence(e)

@@ -14,6 +14,9 @@ from streamlit.testing.v1 import AppTest
 
 from audits.campaign_registry import register_campaign
 from audits.campaign_spec import campaign_from_dict
+from audits.discovery import discover
+from audits.reports.gather import DISCOVERY_TOP, gather
+from audits.reports.render import render_html, render_markdown
 from audits.runner import CampaignRunner
 from audits.store import SQLAActivation, SQLAExplanation, open_store, upgrade
 from tests.audits.test_arms import arms_campaign
@@ -32,7 +35,9 @@ def arms_store(tiny_dirs, tiny_init_dirs, tiny_taught_dir, tmp_path_factory) -> 
     root = tmp_path_factory.mktemp("discover")
     db = str(root / "store.db")
     upgrade(db)
-    data = arms_campaign(tiny_dirs, {"llama": tiny_taught_dir}, make_adapter(tiny_dirs["llama"], root / "lora"))
+    data = arms_campaign(
+        tiny_dirs, {"llama": tiny_taught_dir}, make_adapter(tiny_dirs["llama"], root / "lora")
+    )
     data["sampling"] = {"samples": 2, "temperature": 0.0, "max_new_tokens": 40}
     with open_store(db) as store:
         register_campaign(store, campaign_from_dict(data, {}))
@@ -41,8 +46,12 @@ def arms_store(tiny_dirs, tiny_init_dirs, tiny_taught_dir, tmp_path_factory) -> 
             tuned = select(SQLAActivation.activation_key).where(SQLAActivation.model_ref.like("%+adapter:%"))
             s.execute(update(SQLAExplanation).where(SQLAExplanation.activation_key.in_(tuned))
                       .values(text=SQLAExplanation.text + PLANTED))  # fmt: skip
-            calm = case(*((SQLAExplanation.id % 3 == i, SQLAExplanation.text + text) for i, text in enumerate(CALM)))
-            s.execute(update(SQLAExplanation).where(SQLAExplanation.activation_key.not_in(tuned)).values(text=calm))
+            calm = case(
+                *((SQLAExplanation.id % 3 == i, SQLAExplanation.text + text) for i, text in enumerate(CALM))
+            )
+            s.execute(
+                update(SQLAExplanation).where(SQLAExplanation.activation_key.not_in(tuned)).values(text=calm)
+            )
     return Path(db)
 
 
@@ -66,7 +75,9 @@ def discover_page(**params: str) -> AppTest:
 
 def test_discover_ranks_the_planted_terms_and_keeps_text_as_text(db: str) -> None:
     gated = discover_page(arm="tuned", against="base")
-    assert any("48 explanations were left out as low" in i.value for i in gated.info)  # the tiny NLA's FVE is below 0
+    assert any(
+        "48 explanations were left out as low" in i.value for i in gated.info
+    )  # the tiny NLA's FVE is below 0
     at = discover_page(arm="tuned", against="base", low="true")
     assert [t.value for t in at.title] == ["Discover"]
     terms = at.dataframe[0].value
@@ -76,7 +87,9 @@ def test_discover_ranks_the_planted_terms_and_keeps_text_as_text(db: str) -> Non
     assert row["transcripts"] == 3 and row["visible text"] == "0 of 3"
     assert str(row["open"]).startswith("./transcript?campaign=arms&transcript=")
     evidence = at.dataframe[1].value
-    assert len(evidence) > 0 and evidence["text"].str.contains("<script>alert('x')</script>", regex=False).all()
+    assert (
+        len(evidence) > 0 and evidence["text"].str.contains("<script>alert('x')</script>", regex=False).all()
+    )
     for element in [*at.markdown, *at.caption, *at.info]:
         assert not RAW_TAG.search(element.value), element.value
         assert "](javascript:" not in element.value
@@ -84,8 +97,33 @@ def test_discover_ranks_the_planted_terms_and_keeps_text_as_text(db: str) -> Non
 
 def test_the_reading_arm_and_an_empty_comparison(db: str) -> None:
     same_text = discover_page(arm="base-reads-tuned", against="base", low="true")
-    assert not {"pirate", "treasure"} & set(same_text.dataframe[0].value["term"])  # planted in the tuned arm only
+    assert not {"pirate", "treasure"} & set(
+        same_text.dataframe[0].value["term"]
+    )  # planted in the tuned arm only
     empty = discover_page(arm="base-reads-tuned", against="base", positions="in-reply", top="5")
     assert any("left out as low" in i.value for i in empty.info)
     replies = discover_page(arm="tuned", against="base", source="replies", low="true")
     assert not replies.exception
+
+
+def test_the_report_has_the_discovery_numbers_of_each_arm(db: str) -> None:
+    """The report's discovery section lists, for each arm against the control arm, the numbers
+    ``campaign discover`` computes, with the planted terms first and their markup escaped."""
+    with open_store(db) as store:
+        data = gather(store, "arms", {}, include_low_fidelity=True)
+        expected = {d.arm: discover(store, "arms", arm=d.arm, against=d.against, top=DISCOVERY_TOP,
+                                    include_low_fidelity=True) for d in data.discoveries}  # fmt: skip
+    assert {(d.arm, d.against) for d in data.discoveries} == {("tuned", "base"), ("base-reads-tuned", "base")}
+    tuned = next(d for d in data.discoveries if d.arm == "tuned")
+    assert {"pirate", "treasure", "pirate treasure"} <= set(tuned.table["term"])
+    for d in data.discoveries:
+        assert d.table.drop(columns="explanation_ids").equals(
+            expected[d.arm].table.drop(columns="explanation_ids")
+        )
+    page, md = render_html(data), render_markdown(data)
+    assert "Discovery: arm tuned against base" in page and "### Discovery: arm tuned against base" in md
+    row = tuned.standing("pirate")
+    cells = f"<td>pirate</td><td>{row['z']:.2f}</td><td>{row['count']} of {tuned.n_docs}</td>"
+    assert cells in page
+    assert f"| pirate | {row['z']:.2f} | {row['count']} of {tuned.n_docs} |" in md
+    assert not RAW_TAG.search(page.split("<h2>2. Findings</h2>", 1)[1])  # the planted <script> stays text
