@@ -168,9 +168,10 @@ def token_scores(
     detector = _detector_scores(store, campaign_id, transcript_id, setting).assign(
         kind="detector", raised=False
     )
-    scores = pd.concat([s for s in (triage, detector, flags) if len(s)], ignore_index=True)
-    if scores.empty:
-        scores = pd.DataFrame(columns=["token_position_id", "theme_id", "score", "raised", "kind"])
+    present = [s for s in (triage, detector, flags) if len(s)]
+    if not present:  # a campaign with no theme (or none scored yet) has tokens but no scores
+        return tokens, pd.DataFrame(columns=["token_position_id", "theme_id", "score", "raised", "kind"])
+    scores = pd.concat(present, ignore_index=True)
     return tokens, scores
 
 

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import case, select, update
 from streamlit.testing.v1 import AppTest
 
@@ -22,7 +23,9 @@ from audits.store import SQLAActivation, SQLAExplanation, open_store, upgrade
 from tests.audits.test_arms import arms_campaign
 from tests.nla.test_adapters import make_adapter
 from tests.workbench.dashboard.conftest import APP
+from tests.workbench.dashboard.test_browser import _main_text, _open, _shot, browser_page, served  # noqa: F401
 from workbench.dashboard import DB_ENV
+from workbench.dashboard.pages import PAGES
 
 PLANTED = " A pirate treasure chest <script>alert('x')</script> [link](javascript:alert(1))"
 CALM = (" A calm garden walk.", " A quiet river bend.", " An old stone bridge.")
@@ -127,3 +130,31 @@ def test_the_report_has_the_discovery_numbers_of_each_arm(db: str) -> None:
     assert cells in page
     assert f"| pirate | {row['z']:.2f} | {row['count']} of {tuned.n_docs} |" in md
     assert not RAW_TAG.search(page.split("<h2>2. Findings</h2>", 1)[1])  # the planted <script> stays text
+
+
+def test_discover_and_the_lens_in_a_real_browser(db: str, browser_page) -> None:  # noqa: F811 (the fixture)
+    """Served as users serve it, in Chromium: Discover ranks the planted terms, the explanation markup it
+    shows never runs (no dialog, no script element), no request leaves the server, no console error; a
+    carrying transcript's token shows its logit lens beside its explanations."""
+    page, traffic = browser_page
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    with served(db) as server:
+        spec = next(p for p in PAGES if p.name == "discover")
+        _open(page, server, spec, "campaign=arms&arm=tuned&against=base&low=true&term=pirate")
+        expect(page.get_by_text(re.compile(r"pirate: z \d"))).to_be_visible(timeout=60_000)
+        assert "Evidence" in _main_text(page)
+        assert page.locator("[data-testid=stMain] script").count() == 0
+        _shot(page, "discover")
+        with open_store(db) as store:
+            found = discover(store, "arms", arm="tuned", against="base", include_low_fidelity=True)
+        carrier = found.evidence[found.evidence["term"] == "pirate"].iloc[0]
+        transcript = next(p for p in PAGES if p.name == "transcript")
+        _open(page, server, transcript,
+              f"campaign=arms&transcript={int(carrier['transcript_id'])}&pos={int(carrier['position'])}")  # fmt: skip
+        expect(page.get_by_text(re.compile(r"Logit lens, layer \d+"))).to_be_visible(timeout=60_000)
+        expect(page.get_by_text(re.compile("pirate treasure chest")).first).to_be_visible(timeout=60_000)
+        assert page.locator("[data-testid=stMain] script").count() == 0
+        _shot(page, "transcript-lens")
+    assert not dialogs
+    traffic.check(server)

@@ -258,6 +258,8 @@ def _best_span(mine: pd.DataFrame, theme_id: str | None) -> pd.Series | None:
     """The evidence span to highlight: where the best-scoring detector that reached its threshold found the
     strip's theme (else any theme); None when no detector reached its threshold (a low score's span is not
     evidence, so it is not highlighted)."""
+    if mine.empty:  # no theme scored this sample (a campaign without themes)
+        return None
     limits = [_thresholds(t).get(d) for t, d in zip(mine["theme_id"], mine["detector"], strict=True)]
     hits = mine[
         [limit is not None and score >= limit for score, limit in zip(mine["score"], limits, strict=True)]
