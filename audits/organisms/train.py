@@ -28,6 +28,7 @@ from audits.organisms.data import Example, ReplySource, build_examples, replies_
 from audits.organisms.recipes import Recipe
 from audits.yaml_source import load_model
 from nla.adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+from nla.files import share
 from nla.pipeline import load_target
 from nla.training.loop import TrainingLoop, batch_indices, warmup_lr
 from nla.training.models import lora
@@ -109,6 +110,7 @@ def save_adapter_fp16(model, out: Path, base_ref: str) -> None:
     for extra in staging.iterdir():
         if extra.name not in {ADAPTER_WEIGHTS, ADAPTER_CONFIG}:
             extra.unlink()
+    share(staging)  # safetensors writes owner-only files; an adapter is meant to be shared
     if out.exists():
         for old in out.iterdir():
             old.unlink()
@@ -190,6 +192,7 @@ def install_organism(name: str, out: Path) -> Path:
     staging = organism.directory / ".adapter.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(out / "adapter", staging)
+    share(staging)
     shutil.rmtree(organism.adapter_dir, ignore_errors=True)
     os.replace(staging, organism.adapter_dir)
     shutil.copyfile(out / RECORD, organism.directory / RECORD)
