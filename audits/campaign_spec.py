@@ -248,8 +248,9 @@ class CampaignSpec(_Spec):
     """Several targets run over the same variants (a fine-tune and its base, two checkpoints), by arm name;
     each arm is a cell of the factorial grid like a condition (slot ``arm``). Empty: one target."""
     control_arm: str | None = None
-    """The arm the others are compared against (discovery, the Compare page); default: the first arm
-    that reads no other arm and has no adapter, else the first."""
+    """The arm the others are compared against (discovery, the Compare page); default: the first arm of
+    a plain model (no adapter, no organism) with its own transcripts, else the first plain model reading
+    another arm's (the same-text control), else the first arm."""
     logit_lens: LogitLensSpec = LogitLensSpec()
     """The logit lens stored beside every selected token."""
     nla: NLASpec = NLASpec()
@@ -355,12 +356,11 @@ class CampaignSpec(_Spec):
             return None
         if self.control_arm is not None:
             return self.control_arm
-        plain = [
-            n
-            for n, a in self.arms.items()
-            if a.reads is None and a.adapter is None and not a.model.startswith(ORGANISM_PREFIX)
+        base = [
+            n for n, a in self.arms.items() if a.adapter is None and not a.model.startswith(ORGANISM_PREFIX)
         ]
-        return plain[0] if plain else next(iter(self.arms))
+        own = [n for n in base if self.arms[n].reads is None]  # a plain model with its own transcripts first,
+        return (own or base or list(self.arms))[0]  # then one reading another arm's (the same-text control)
 
     def spec_hash(self) -> str:
         """sha256 of the spec's canonical JSON: equal specs, equal hashes."""

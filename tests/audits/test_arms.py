@@ -185,3 +185,15 @@ def test_single_target_specs_keep_their_hash(tiny_dirs, tiny_init_dirs):
     dumped = campaign_from_dict(data, {}).model_dump(mode="json")
     assert not {"arms", "control_arm", "logit_lens"} & set(dumped)
     assert "adapter" not in dumped["target"] and "reply_header" not in dumped["tokens"]
+
+
+def test_the_default_control_arm_is_a_plain_model(tiny_dirs, tiny_init_dirs, lora_dir):
+    """Without ``control_arm``: the plain base with its own transcripts; with only a fine-tune and the base
+    reading its transcripts, the reading base (never the fine-tune); an explicit choice wins."""
+    data = arms_campaign(tiny_dirs, tiny_init_dirs, lora_dir)
+    data.pop("control_arm", None)
+    assert campaign_from_dict(data, {}).control() == "base"
+    data["arms"].pop("base")
+    assert campaign_from_dict(data, {}).control() == "base-reads-tuned"
+    data["control_arm"] = "tuned"
+    assert campaign_from_dict(data, {}).control() == "tuned"
