@@ -15,6 +15,9 @@ from sqlalchemy import select
 from audits.store import SQLAActivation, SQLAFlag, SQLALogitLens, Store
 from audits.themes.rates import campaign_id_of
 
+REPLACEMENT = "\ufffd"
+"""What a byte-level token that is only part of a UTF-8 character decodes to on its own."""
+
 _WORD = re.compile(r"[^\W\d_]{3,}")
 """A lens token counts as a word when it holds three or more letters (sub-word pieces and punctuation do
 not say anything an explanation could share)."""
@@ -29,9 +32,11 @@ class LensReading:
     probabilities: list[float]
 
     def label(self, top: int = 10) -> str:
-        """``'tok' 41%, 'tok' 9%, ...``: the top tokens with their probabilities, as plain text."""
+        """``'tok' 41%, 'tok' 9%, ...``: the top tokens with their probabilities, as plain text; a token that
+        is only part of a character's bytes (decoded alone it is U+FFFD) reads ``(byte piece)``."""
         return ", ".join(
-            f"{t!r} {p:.0%}" for t, p in zip(self.tokens[:top], self.probabilities[:top], strict=False)
+            f"{'(byte piece)' if REPLACEMENT in t else repr(t)} {p:.0%}"
+            for t, p in zip(self.tokens[:top], self.probabilities[:top], strict=False)
         )
 
     def words(self) -> list[str]:
