@@ -73,14 +73,14 @@ def _rows(store: Store, where) -> list[LensReading]:
     ]
 
 
-def token_lens(store: Store, campaign: str | int, token_position_id: int) -> list[LensReading]:
+def token_lens(store: Store, campaign: str, token_position_id: int) -> list[LensReading]:
     """The logit-lens readings of a campaign's activation at one token (empty when none was stored: a
     campaign run before the lens existed, or one with the lens turned off)."""
-    campaign_id = campaign if isinstance(campaign, int) else campaign_id_of(store, campaign)
     return _rows(
         store,
-        [SQLAActivation.campaign_id == campaign_id, SQLAActivation.token_position_id == token_position_id],
-    )
+        [SQLAActivation.campaign_id == campaign_id_of(store, campaign),
+         SQLAActivation.token_position_id == token_position_id],
+    )  # fmt: skip
 
 
 def flag_lens(store: Store, flag_id: int) -> list[LensReading]:
