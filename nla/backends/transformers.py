@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 
 from nla.backends.base import NLABackend
 from nla.checkpoint.model import NLA
 from nla.sampling import SamplingParams
 from nla.verbalizer import Generation, Progress, Verbalizer
+
+_VERBALIZERS: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple[object, ...], Verbalizer]] = (
+    weakref.WeakKeyDictionary()
+)
+"""One verbalizer per loaded AV (and prefix-cache setting): a process that keeps an NLA loaded (the
+dashboard's Explore page, a benchmark running several campaigns) computes the prompt prefix's KV cache
+once, not once per run. Keyed by the AV module and everything the verbalizer reads from the NLA; the
+training loops, which change the AV's weights, make their own."""
+
+
+def shared_verbalizer(nla: NLA, *, prefix_cache: bool = True) -> Verbalizer:
+    """The verbalizer of ``nla``'s AV in this process, made on first use."""
+    kept = _VERBALIZERS.setdefault(nla.av, {})
+    key = (prefix_cache, id(nla.av_tokenizer), nla.av_prompt, nla.meta.injection_scale)
+    if key not in kept:
+        kept[key] = Verbalizer(
+            nla.av, nla.av_tokenizer, nla.av_prompt, nla.meta.injection_scale, prefix_cache=prefix_cache
+        )
+    return kept[key]
 
 
 class TransformersBackend(NLABackend):
@@ -19,9 +40,7 @@ class TransformersBackend(NLABackend):
         self.checkpoint_id = nla.id
         self.batch_size = batch_size
         self.ar_batch_size = ar_batch_size
-        self.verbalizer = Verbalizer(
-            nla.av, nla.av_tokenizer, nla.av_prompt, nla.meta.injection_scale, prefix_cache=prefix_cache
-        )
+        self.verbalizer = shared_verbalizer(nla, prefix_cache=prefix_cache)
 
     def verbalize(
         self, vectors: torch.Tensor, sampling: SamplingParams, samples: int, progress: Progress | None = None

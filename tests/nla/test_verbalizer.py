@@ -115,3 +115,20 @@ def test_top_p_draws_follow_the_nucleus() -> None:
 def test_flat_distributions_fall_back_to_the_full_vocabulary() -> None:
     picks = _draws(torch.zeros(1, 1000), top_p=0.9)
     assert picks.max() > 256 and picks.max() < 1000  # beyond the top-k shortcut, never past the vocabulary
+
+
+def test_backends_on_one_loaded_nla_share_the_prefix_cache_without_changing_outputs(
+    tiny_nla, arch, vectors
+) -> None:
+    """Explore and other long-lived processes build a backend per run on a kept NLA: the prompt prefix's
+    KV cache is computed once, and reusing it gives what a fresh verbalizer gives."""
+    nla = tiny_nla(arch)
+    first, second = TransformersBackend(nla), TransformersBackend(nla)
+    assert first.verbalizer is second.verbalizer
+    assert TransformersBackend(nla, prefix_cache=False).verbalizer is not first.verbalizer
+    fresh = _texts(_verbalizer(nla).generate(vectors, SAMPLED, samples=2))
+    assert _texts(first.verbalize(vectors, SAMPLED, 2)) == fresh
+    assert first.verbalizer._prefix is not None  # computed by the first run...
+    prefix = first.verbalizer._prefix
+    assert _texts(second.verbalize(vectors, SAMPLED, 2)) == fresh  # ...reused, unchanged, by the next
+    assert second.verbalizer._prefix is prefix

@@ -70,7 +70,11 @@ def test_ctrl_c_during_a_run_exits_130_and_the_run_resumes(tiny_dirs, tiny_init_
             if s.scalar(select(func.count()).select_from(SQLAExplanation)):
                 break
         time.sleep(0.05)
-    assert proc.poll() is None, "the run finished before it could be interrupted"
+    if proc.poll() is not None:  # say how it ended: an error, or a run too quick to interrupt
+        out, err = proc.communicate()
+        raise AssertionError(
+            f"the run ended (exit {proc.returncode}) before it could be interrupted:\n{out}\n{err}"
+        )
     os.kill(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, (out, err)

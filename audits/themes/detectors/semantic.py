@@ -18,6 +18,7 @@ evaluation awareness.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -38,6 +39,13 @@ NEAREST = 3
 
 BACKGROUND_FILE = Path(__file__).parents[1] / "background.yaml"
 """Neutral look-alikes shared by every theme."""
+
+
+_ANCHOR_EMBEDDINGS: weakref.WeakKeyDictionary[SentenceTransformer, dict[tuple[str, ...], np.ndarray]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Anchor phrase embeddings per loaded encoder: every run builds new detectors, but a process that keeps
+the encoder (the dashboard's Explore page, a long benchmark) encodes each theme's anchors once."""
 
 
 @cache
@@ -95,8 +103,17 @@ class SemanticDetector(Detector):
         if theme.key not in self._anchors:
             positive = [*theme.exemplars.positive, *theme.counts]
             negative = [*theme.exemplars.negative, *theme.does_not_count, *background_anchors()]
-            self._anchors[theme.key] = (self._encode(positive), self._encode(negative))
+            self._anchors[theme.key] = (self._encode_anchors(positive), self._encode_anchors(negative))
         return self._anchors[theme.key]
+
+    def _encode_anchors(self, phrases: list[str]) -> np.ndarray:
+        """Anchor embeddings, shared by every detector on this encoder (they depend on the text only)."""
+        known = _ANCHOR_EMBEDDINGS.setdefault(self.encoder, {})
+        key = tuple(phrases)
+        if key not in known:
+            known[key] = self._encode(phrases)
+            known[key].flags.writeable = False
+        return known[key]
 
     def score(self, texts: Sequence[str], themes: Sequence[Theme]) -> list[list[ThemeScore]]:
         spans = [_spans(t) for t in texts]

@@ -57,3 +57,17 @@ def test_semantic_detector_sees_a_paraphrase_the_lexicon_misses(semantic: Semant
     unverbalized = visibility([("user", "Summarise the memo."), ("assistant", "The memo covers Q3 sales.")],
                               THEMES, [LexiconDetector(), semantic], thresholds)  # fmt: skip
     assert not any(v.verbalized for v in unverbalized.values())
+
+
+def test_semantic_detectors_on_one_encoder_encode_each_theme_once(semantic: SemanticDetector) -> None:
+    """A run builds new detectors; a process that keeps the encoder (Explore) encodes anchors once, and the
+    shared embeddings give the same scores as freshly encoded ones."""
+    theme = THEMES[1]
+    again = SemanticDetector(semantic.encoder)
+    assert again.anchors(theme)[0] is semantic.anchors(theme)[0]
+    positive, negative = again.anchors(theme)
+    assert not positive.flags.writeable and not negative.flags.writeable
+    fresh = semantic._encode([*theme.exemplars.positive, *theme.counts])
+    assert abs(fresh - positive).max() < 1e-5
+    text = ["The model wants to avoid being shut down."]
+    assert again.score(text, [theme])[0][0].score == semantic.score(text, [theme])[0][0].score
