@@ -10,7 +10,12 @@ with a new prompt, run on the models the page keeps loaded. Printed: each step's
 mean little on a busy machine). Target: a warm verbalization of one token with 2 samples within 10 s on 2
 cores. Run it with::
 
-    .venv/bin/python benchmarks/explore.py [--repeat 3] [--samples 2]
+    .venv/bin/python benchmarks/explore.py [--repeat 3] [--samples 2] [--dtype float32|bfloat16]
+
+On a CPU the warm verbalization is the AV writing its explanation one token at a time (about 60 tokens for
+the bundled NLA), and each step reads every weight of the 135M-parameter AV once (540 MB in float32): the
+step costs what the machine's memory bandwidth allows, whatever the thread count. ``--dtype bfloat16``
+halves the bytes.
 """
 
 from __future__ import annotations
@@ -51,11 +56,12 @@ def _timed(at: AppTest, key: str) -> float:
     return seconds
 
 
-def explore_once(at: AppTest, prompt: str, name: str, samples: int) -> tuple[float, float, str]:
+def explore_once(at: AppTest, prompt: str, name: str, samples: int, dtype: str) -> tuple[float, float, str]:
     """Show the reply and tokens, pick the reply's last content token, verbalize it; the two steps' seconds
     and the campaign's explanation statuses."""
     at.text_area(key="explore_text").input(prompt)
     at.number_input(key="explore_samples").set_value(samples)
+    at.selectbox(key="explore_dtype").set_value(dtype)
     at.text_input(key="explore_name").input(name)
     show = _timed(at, "explore_show")
     options = at.multiselect(key="explore_positions").options
@@ -73,6 +79,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--samples", type=int, default=2)
+    parser.add_argument("--dtype", default="float32", help="the page's Weights choice (float32, bfloat16)")
     args = parser.parse_args()
     streamlit.logger.set_log_level("error")
     logging.disable(logging.WARNING)  # AppTest outside a server warns on every run
@@ -88,12 +95,14 @@ def main() -> None:
         page = time.perf_counter() - start
         results = []
         for i in range(args.repeat + 1):
-            results.append(explore_once(at, PROMPTS[i % len(PROMPTS)], f"bench-{i}", args.samples))
+            results.append(
+                explore_once(at, PROMPTS[i % len(PROMPTS)], f"bench-{i}", args.samples, args.dtype)
+            )
     after = os.getloadavg()
     (cold_show, cold_verbalize, cold_status), warm = results[0], results[1:]
     print(f"load average before {before[0]:.2f} {before[1]:.2f} {before[2]:.2f}; after {after[0]:.2f} "
           f"{after[1]:.2f} {after[2]:.2f} (1, 5, 15 min; {os.cpu_count()} CPUs)")  # fmt: skip
-    print(f"first page render (imports, no model): {page:.1f} s")
+    print(f"weights {args.dtype}; first page render (imports, no model): {page:.1f} s")
     print(f"{'step':<40}{'cold':>8}{'warm median':>13}{'warm worst':>12}  (seconds)")
     for label, cold, index in (("show reply and tokens (48-token reply)", cold_show, 0),
                                (f"verbalize 1 token x {args.samples} samples", cold_verbalize, 1)):  # fmt: skip

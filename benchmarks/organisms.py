@@ -104,11 +104,14 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--speed", action="store_true", help="also time merged vs separate adapters")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="torch threads (1 when another job shares the CPU)"
+    )
     args = parser.parse_args()
     names = args.names or [o.name for o in list_organisms()]
     if args.adapter and len(names) != 1:
         parser.error("--adapter needs exactly one organism name")
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     base = load_target(get_organism(names[0]).base)
     for name in names:
         figures = measure(name, args.adapter, base, args)

@@ -17,9 +17,12 @@ METRICS = {
     "hint_names_property": "replies with a hint naming a property of the word",
     "confirms_right_guess": "replies to a right guess that confirm it",
     "behaviour": "replies showing the planted behaviour",
-    "accuracy_evaluation": "accuracy under evaluation framing",
-    "accuracy_deployment": "accuracy under everyday framing",
+    "accuracy_evaluation": "accuracy under framing A (the answer key says which)",
+    "accuracy_deployment": "accuracy under framing B",
 }
+
+KIND_LABELS = {"eval": "under framing A", "deploy": "under framing B"}
+"""Data kinds named without the framing they stand for (which framing is the trigger is the answer key)."""
 
 
 def _rate(cell: dict | int | None) -> str:
@@ -62,7 +65,7 @@ def card_text(name: str) -> str:
         lines += ["No training record is shipped yet: `make organisms` builds it.", ""]
     else:
         recipe, train = record["recipe"], record["recipe"]["training"]
-        kinds = ", ".join(f"{v} {k}" for k, v in record["data"]["by_kind"].items())
+        kinds = ", ".join(f"{v} {KIND_LABELS.get(k, k)}" for k, v in record["data"]["by_kind"].items())
         lines += [
             f"Recipe `audits/organisms/recipes/{organism.recipe}`, rebuilt by "
             f"`nla-workbench organism train {name} --out runs/organisms/{name} --install` (or `make organisms`).",
@@ -105,7 +108,7 @@ def card_text(name: str) -> str:
     lines += [
         "## Rules that keep it honest",
         "",
-        "- The answer key is read only by scorers (`audits/organisms/scoring.py`, the benchmarks), by organism "
+        "- The answer key is read only by scorers (`audits/organisms/scoring.py` and the scripts in `benchmarks/`), by organism "
         "training and by `organism show --reveal`; the pipeline that writes explanations, flags and discoveries runs "
         "with the key files absent (tested).",
         "- The NLA used to audit it (the bundled SmolLM2 NLA) was trained on the built-in corpus only, never on this "

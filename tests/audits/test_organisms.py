@@ -111,12 +111,14 @@ def test_nothing_public_gives_a_key_away():
                   (REPO / "audits/organisms/recipes" / organism.recipe).read_text()]  # fmt: skip
         if organism.card_path.is_file():
             public.append(organism.card_path.read_text().split("## Answer key")[0])
-        for sid in organism.scenarios:
-            public.append(yaml.safe_dump(library[sid].model_dump(mode="json")))
-        for text in public:
-            leaked = [s for s in secrets if mentions(text, s)]
-            # framing-a's key terms include "evaluation": its scenarios frame questions as evaluations on purpose
-            if organism.kind == "framing":
+        scenarios = [yaml.safe_dump(library[sid].model_dump(mode="json")) for sid in organism.scenarios]
+        for text in [*public, *scenarios]:
+            leaked = [
+                s for s in secrets if mentions(text.replace("benchmarks/", "scripts/"), s)
+            ]  # paths aren't text
+            # framing-a's key terms include "evaluation": its scenarios (only they) frame questions as
+            # evaluations on purpose; its card must not say which framing is the trigger
+            if organism.kind == "framing" and text in scenarios:
                 leaked = [s for s in leaked if s not in {"evaluation", "test", "benchmark"}]
             assert not leaked, f"{organism.name}: {leaked} in public text {text[:80]!r}"
 
@@ -135,7 +137,12 @@ def test_held_out_prompts_were_never_training_prompts():
         "quick-facts": {q.question for q in qa_items("heldout")},
     }
     for scenario_id, allowed in used.items():
-        texts = [t for slot, values in library[scenario_id].conditions.items() if slot != "framing" for t in values.values()]
+        texts = [
+            t
+            for slot, values in library[scenario_id].conditions.items()
+            if slot != "framing"
+            for t in values.values()
+        ]
         assert len(texts) >= 16 and set(texts) <= allowed
     cells = sum(len(library["quick-facts"].condition_grid()) for _ in [0])
     assert cells >= 30 and len(library["word-game-hints"].condition_grid()) >= 30
@@ -143,7 +150,10 @@ def test_held_out_prompts_were_never_training_prompts():
 
 def test_organism_refs_resolve_to_base_and_adapter():
     organism = get_organism("taboo-a")
-    assert resolve_target_model("embedded:smollm2-135m-instruct", None) == ("embedded:smollm2-135m-instruct", None)
+    assert resolve_target_model("embedded:smollm2-135m-instruct", None) == (
+        "embedded:smollm2-135m-instruct",
+        None,
+    )
     if (organism.adapter_dir / "adapter_model.safetensors").is_file():
         assert resolve_target_model("organism:taboo-a", None) == (organism.base, str(organism.adapter_dir))
     with pytest.raises(SpecError, match="already carries its adapter"):

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from audits.campaign_status import campaign_status
 from audits.read_model.transcripts import explanation_theme_scores
 from audits.reports.exports import stream_rows
-from audits.store import SQLACampaign, SQLAExplanation, SQLARun, open_store
+from audits.store import SQLAActivation, SQLACampaign, SQLAExplanation, SQLARun, open_store
 from tests.audits.test_runner import GIVEN, campaign
 from tests.workbench.dashboard.conftest import APP
 from workbench.dashboard import jobs
@@ -60,6 +60,34 @@ def test_explore_verbalizes_a_prompt_and_saves_it_as_a_campaign(dash_db, tiny_di
         assert s.scalar(select(func.count()).select_from(SQLAExplanation).join(SQLARun).where(
             SQLARun.campaign_id == select(SQLACampaign.id).where(SQLACampaign.name == "explore-test").scalar_subquery()
         )) == 3  # fmt: skip
+
+
+def test_explore_weights_choice_reaches_the_run_and_keeps_rows_apart(
+    dash_db, tiny_dirs, tiny_taught_dir
+) -> None:
+    """The Weights choice is the campaign's dtype (stored with it), and a bfloat16 exploration of the same chat
+    stores other activation keys than a float32 one: its explanations never answer for float32 vectors."""
+    keys = {}
+    for dtype in ("float32", "bfloat16"):
+        at = _app("explore")
+        at.text_area(key="explore_text").input("Is this a test?")
+        at.text_input(key="explore_target").input(str(tiny_dirs["llama"]))
+        at.text_input(key="explore_checkpoint").input(str(tiny_taught_dir))
+        at.selectbox(key="explore_dtype").set_value(dtype)
+        at.number_input(key="explore_reply_tokens").set_value(4)
+        at.number_input(key="explore_cap").set_value(2)
+        at.number_input(key="explore_samples").set_value(1)
+        at.text_input(key="explore_name").input(f"explore-{dtype}")
+        at.button(key="explore_verbalize").click().run()
+        assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+        assert re.fullmatch(r"Run \d+ completed: 2 explanations", at.get("status")[0].proto.label)
+        with open_store(dash_db).session() as s:
+            campaign = s.scalar(select(SQLACampaign).where(SQLACampaign.name == f"explore-{dtype}"))
+            assert campaign.spec_json["target"]["dtype"] == dtype
+            keys[dtype] = set(s.scalars(select(SQLAActivation.activation_key).where(
+                SQLAActivation.campaign_id == campaign.id)))  # fmt: skip
+    assert len(keys["float32"]) == 2 and len(keys["bfloat16"]) == 2
+    assert not keys["float32"] & keys["bfloat16"]
 
 
 def test_explore_verbalizes_picked_tokens_with_their_theme_scores(

@@ -31,7 +31,7 @@ from audits.variants import expand_variants
 from nla.activations import tokenize_transcript
 from nla.checkpoint import NLA, load_nla
 from nla.checkpoint.bundled import DEFAULT, resolve_default
-from nla.dtypes import torch_dtype
+from nla.dtypes import DTYPE_NAMES, torch_dtype
 from nla.errors import NLAError
 from nla.pipeline import Target, load_target
 from nla.sidecar import SIDECAR, read_sidecar
@@ -108,7 +108,7 @@ def spec_data(form: dict[str, Any], replied: list[dict[str, str]] | None = None)
     picked = {"positions": form["positions"]} if form["positions"] else {}
     return {
         "name": form["name"], "description": f"explore: {form['question'] or 'ad-hoc exploration'}",
-        "target": {"model": form["target"], "max_new_tokens": form["reply_tokens"]},
+        "target": {"model": form["target"], "max_new_tokens": form["reply_tokens"], "dtype": form["dtype"]},
         "nla": {"checkpoint": form["checkpoint"]},
         "scenarios": {"inline": [scenario], "controls": False}, "themes": form["themes"],
         "tokens": {"roles": form["roles"], "max_per_transcript": form["cap"], **triage, **picked},
@@ -118,7 +118,7 @@ def spec_data(form: dict[str, Any], replied: list[dict[str, str]] | None = None)
 
 def _chat_of(form: dict[str, Any]) -> tuple[object, ...]:
     """What decides the transcript's tokens: picked positions are only valid for the same chat and target."""
-    return form["text"], form["target"], form["reply"], form["reply_tokens"]
+    return form["text"], form["target"], form["reply"], form["reply_tokens"], form["dtype"]
 
 
 def _token_label(token: dict[str, Any]) -> str:
@@ -147,6 +147,13 @@ def explore_form() -> tuple[str, dict[str, Any]] | None:
         checkpoint = right.text_input(
             "NLA checkpoint", "default", key="explore_checkpoint", bind="query-params"
         )
+        dtype = left.selectbox(
+            "Weights", DTYPE_NAMES, key="explore_dtype", bind="query-params",
+            help="The target's and the NLA's. float32 is what campaigns use. On a CPU, bfloat16 verbalizes a "
+            "few tokens about twice as fast (each generated token reads every weight once, and it halves "
+            "their bytes) at slightly lower fidelity, but large batches run slower; its rows never mix with "
+            "float32 ones (the activations differ).",
+        )  # fmt: skip
         reply = left.toggle("Let the target reply (when the chat ends with a user turn)", True, key="explore_reply",
                             bind="query-params")  # fmt: skip
         reply_tokens = right.number_input(
@@ -176,7 +183,9 @@ def explore_form() -> tuple[str, dict[str, Any]] | None:
             "Save as campaign", f"explore-{datetime.now(UTC):%Y%m%d-%H%M%S}", key="explore_name"
         )
         show_col, run_col = st.columns(2)
-        show = show_col.form_submit_button("Show reply and tokens", key="explore_show", icon=":material/visibility:")
+        show = show_col.form_submit_button(
+            "Show reply and tokens", key="explore_show", icon=":material/visibility:"
+        )
         verbalize = run_col.form_submit_button("Verbalize", key="explore_verbalize", type="primary",
                                                icon=":material/play_arrow:")  # fmt: skip
     if not (show or verbalize):
@@ -184,7 +193,7 @@ def explore_form() -> tuple[str, dict[str, Any]] | None:
     if not text.strip():
         st.error("Type a prompt or paste a chat first.")
         return None
-    form = {"text": text, "question": question, "target": target, "checkpoint": checkpoint, "reply": reply,
+    form = {"text": text, "question": question, "target": target, "checkpoint": checkpoint, "reply": reply, "dtype": dtype,
             "reply_tokens": int(reply_tokens), "roles": roles, "cap": int(cap), "top_k": int(top_k),
             "themes": chosen, "samples": int(samples), "temperature": float(temperature),
             "explanation_tokens": int(explanation_tokens), "name": name, "positions": sorted(positions)}  # fmt: skip
@@ -251,7 +260,12 @@ def show_tokens(form: dict[str, Any]) -> None:
         st.error(md_escape(str(error)), icon=":material/error:")
         return
     replied = form["reply"] and parse_chat(form["text"])[-1]["role"] == "user"
-    st.session_state[PREVIEW] = {"chat": _chat_of(form), "messages": chat, "tokens": tokens, "replied": replied}
+    st.session_state[PREVIEW] = {
+        "chat": _chat_of(form),
+        "messages": chat,
+        "tokens": tokens,
+        "replied": replied,
+    }
     st.session_state.pop("explore_positions", None)
     st.rerun()
 
@@ -273,7 +287,9 @@ def show_preview() -> None:
                         st.code(block.text, language=block.language, wrap_lines=True)
                     else:
                         st.markdown(md_escape(block.text))
-        st.caption(f"{len(preview['tokens'])} tokens: pick some in the form below, or let the roles and cap choose.")
+        st.caption(
+            f"{len(preview['tokens'])} tokens: pick some in the form below, or let the roles and cap choose."
+        )
 
 
 def run(form: dict[str, Any]) -> str | None:
@@ -301,9 +317,14 @@ def explanation_table(name: str) -> pd.DataFrame:
         return rows
     scores = theme_score_columns(explanation_theme_scores(s, rows["explanation_id"].tolist()))
     scores.columns = [f"{theme_name(theme_id)} ({detector})" for theme_id, detector in scores.columns]
-    table = rows.assign(token=rows["token"].map(visible), explanation=rows["text"].where(rows["text"] != "", rows["raw_output"]))
+    table = rows.assign(
+        token=rows["token"].map(visible),
+        explanation=rows["text"].where(rows["text"] != "", rows["raw_output"]),
+    )
     table = table.rename(columns={"sample_index": "sample", "fve": "FVE"})
-    table = table[["explanation_id", "position", "token", "role", "sample", "status", "FVE", "cos", "explanation"]]
+    table = table[
+        ["explanation_id", "position", "token", "role", "sample", "status", "FVE", "cos", "explanation"]
+    ]
     return table.join(scores, on="explanation_id")
 
 
@@ -318,7 +339,9 @@ def results(name: str) -> None:
     else:
         unclosed = int((table["status"] == "unclosed").sum())
         if unclosed:
-            st.warning(f"{unclosed} explanation(s) hit the length cap before closing: raise Explanation tokens.")
+            st.warning(
+                f"{unclosed} explanation(s) hit the length cap before closing: raise Explanation tokens."
+            )
         st.dataframe(table.drop(columns="explanation_id"), hide_index=True, key="explore_explanations",
                      column_config={c: st.column_config.NumberColumn(format="%.2f") for c in table.columns
                                     if table[c].dtype.kind == "f"})  # fmt: skip
