@@ -27,8 +27,10 @@ needs another store, since a campaign's spec cannot change).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import torch
 from rich.console import Console
@@ -64,6 +66,7 @@ from nla.triage import triage_scores
 from workbench.cli.progress import progress_bar
 
 console = Console()
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks.screening`, run as a script
 
 
 def run_exhaustive(db: str, checkpoint: str) -> str:
