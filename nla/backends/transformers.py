@@ -16,15 +16,17 @@ _VERBALIZERS: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple[object, ...]
 )
 """One verbalizer per loaded AV (and prefix-cache setting): a process that keeps an NLA loaded (the
 dashboard's Explore page, a benchmark running several campaigns) computes the prompt prefix's KV cache
-once, not once per run. Keyed by the AV module and everything the verbalizer reads from the NLA; the
-training loops, which change the AV's weights, make their own."""
+once, not once per run. Keyed by the AV module, everything the verbalizer reads from the NLA and the
+weights' in-place version counters, so an AV trained in place gets a fresh prefix cache."""
 
 
 def shared_verbalizer(nla: NLA, *, prefix_cache: bool = True) -> Verbalizer:
     """The verbalizer of ``nla``'s AV in this process, made on first use."""
     kept = _VERBALIZERS.setdefault(nla.av, {})
-    key = (prefix_cache, id(nla.av_tokenizer), nla.av_prompt, nla.meta.injection_scale)
+    weights = sum(p._version for p in nla.av.parameters())  # bumped by every in-place update (training)
+    key = (prefix_cache, id(nla.av_tokenizer), nla.av_prompt, nla.meta.injection_scale, weights)
     if key not in kept:
+        kept.clear()  # an older key is a stale prefix of weights that changed since
         kept[key] = Verbalizer(
             nla.av, nla.av_tokenizer, nla.av_prompt, nla.meta.injection_scale, prefix_cache=prefix_cache
         )

@@ -132,3 +132,12 @@ def test_backends_on_one_loaded_nla_share_the_prefix_cache_without_changing_outp
     prefix = first.verbalizer._prefix
     assert _texts(second.verbalize(vectors, SAMPLED, 2)) == fresh  # ...reused, unchanged, by the next
     assert second.verbalizer._prefix is prefix
+
+
+def test_a_shared_verbalizer_is_renewed_when_the_av_is_trained_in_place(tiny_init_dirs) -> None:
+    nla = load_nla(str(tiny_init_dirs["llama"]))
+    before = TransformersBackend(nla).verbalizer
+    before.generate(torch.randn(1, nla.meta.d_model), GREEDY)  # computes and keeps the prefix cache
+    teach_av(nla, "<explanation>\nred apples\n</explanation>", steps=5)
+    after = TransformersBackend(nla).verbalizer
+    assert after is not before and after._prefix is None
