@@ -4,7 +4,8 @@ The output directory holds ``data.jsonl`` (the conversations, with the recipe's 
 recipe is unchanged), ``train/state`` (resumable checkpoints of the adapter and optimizer: an
 interrupted run continues where it stopped), ``adapter/`` (the float16 peft adapter) and
 ``record.yaml`` (recipe, data counts, losses, wall times, provenance) from which the card is written.
-The loss is next-token cross-entropy on the last assistant message of each conversation only.
+The loss is next-token cross-entropy on the last assistant message of each conversation only; a batch
+is its conversations packed into one unpadded sequence (see ``packed_batch``).
 """
 
 from __future__ import annotations
@@ -89,12 +90,63 @@ def encode(tokenizer, example: Example, max_length: int) -> tuple[list[int], lis
     return full, [-100] * len(prompt) + full[len(prompt) :]
 
 
-def _batch(rows: list[tuple[list[int], list[int]]], pad: int) -> dict[str, torch.Tensor]:
-    width = max(len(ids) for ids, _ in rows)
-    ids = torch.tensor([r[0] + [pad] * (width - len(r[0])) for r in rows])
-    labels = torch.tensor([r[1] + [-100] * (width - len(r[1])) for r in rows])
-    mask = torch.tensor([[1] * len(r[0]) + [0] * (width - len(r[0])) for r in rows])
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+def packed_batch(rows: list[tuple[list[int], list[int]]], width: int, pad: int) -> dict[str, torch.Tensor]:
+    """The rows packed end to end into lines of at most ``width`` tokens (first fit, longest first).
+
+    ``position_ids`` restart at 0 for every row, which transformers reads as packed sequences and masks
+    so that no row attends to another: each row gets the attention it gets alone. Lines shorter than the
+    longest are filled with one dummy sequence of ``pad`` tokens that nothing is learnt from. A padded
+    batch spends its longest row's length on every row (about 30% of the tokens in the organisms' data);
+    one line for the whole batch would spend it on attention, which grows with the square of the length.
+    """
+    lines: list[list[tuple[list[int], list[int]]]] = []
+    for row in sorted(rows, key=lambda r: -len(r[0])):  # the loss is a mean over all rows: order is free
+        if len(row[0]) > width:
+            raise ValueError(f"a row of {len(row[0])} tokens does not fit a line of {width}")
+        line = next((ln for ln in lines if sum(len(r[0]) for r in ln) + len(row[0]) <= width), None)
+        if line is None:
+            lines.append(line := [])
+        line.append(row)
+    longest = max(sum(len(r[0]) for r in ln) for ln in lines)
+    ids, labels, positions = [], [], []
+    for line in lines:
+        fill = longest - sum(len(r[0]) for r in line)
+        ids.append([t for r in line for t in r[0]] + [pad] * fill)
+        # a row's first token is never a label: it would be predicted from the row before it
+        labels.append([t for r in line for t in [-100, *r[1][1:]]] + [-100] * fill)
+        positions.append([p for r in line for p in range(len(r[0]))] + list(range(fill)))
+    return {
+        "input_ids": torch.tensor(ids),
+        "position_ids": torch.tensor(positions),
+        "labels": torch.tensor(labels),
+    }
+
+
+def reply_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean next-token cross-entropy over the labelled tokens, with the unembedding computed for those
+    tokens only (the assistant replies: under half of all tokens; the head is a fifth of a small model's
+    work per token). Equal to :func:`model_loss` for models whose logits are the head's output as is."""
+    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = causal_lm.get_decoder()(  # no cache: with one, transformers would not look for packed rows
+        input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False
+    )
+    labels = batch["labels"][:, 1:]
+    keep = labels != -100
+    logits = causal_lm.get_output_embeddings()(hidden.last_hidden_state[:, :-1][keep])
+    return torch.nn.functional.cross_entropy(logits.float(), labels[keep])
+
+
+def model_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The model's own causal-LM loss over the batch (logits for every token)."""
+    return model(**batch, use_cache=False).loss
+
+
+def choose_loss(model, batch: dict[str, torch.Tensor]):
+    """:func:`reply_loss` when it gives the model's own loss on ``batch``, else :func:`model_loss`
+    (for models that transform their logits after the head, e.g. by soft-capping)."""
+    with torch.no_grad():
+        fast, full = reply_loss(model, batch), model_loss(model, batch)
+    return reply_loss if torch.allclose(fast, full, rtol=1e-4, atol=1e-5) else model_loss
 
 
 def save_adapter_fp16(model, out: Path, base_ref: str) -> None:
@@ -143,12 +195,15 @@ def train_organism(
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
     loop = TrainingLoop(out / "train", {"adapter": model}, {"adapter": optimizer})
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    def batch(i: int) -> dict[str, torch.Tensor]:
+        rows = [encoded[j] for j in batch_indices(len(encoded), cfg.batch_size, recipe.seed, i)]
+        return {k: v.to(device) for k, v in packed_batch(rows, cfg.max_length, pad).items()}
+
+    loss_of = choose_loss(model, batch(0))
 
     def step(i: int) -> dict[str, float]:
         warmup_lr(optimizer, cfg.learning_rate, i, cfg.warmup)
-        rows = [encoded[j] for j in batch_indices(len(encoded), cfg.batch_size, recipe.seed, i)]
-        batch = {k: v.to(device) for k, v in _batch(rows, pad).items()}
-        loss = model(**batch).loss
+        loss = loss_of(model, batch(i))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -171,6 +226,7 @@ def train_organism(
         "recipe_digest": recipe.digest(),
         "data": {"examples": len(examples), "used": len(encoded), "by_kind": dict(sorted(kinds.items()))},
         "loss": {"first": round(losses[0], 4), "last_20_mean": round(sum(tail) / len(tail), 4)},
+        "loss_path": loss_of.__name__,
         "train_seconds": round(loop.seconds, 1),
         "data_seconds_this_call": round(data_seconds, 1),
         "wall_seconds_this_call": round(time.perf_counter() - began, 1),

@@ -25,9 +25,10 @@ from audits.organisms.prompts import (
     qa_items,
 )
 from audits.organisms.recipes import load_recipe, recipes_dir
-from audits.organisms.train import train_organism
+from audits.organisms.train import choose_loss, model_loss, packed_batch, reply_loss, train_organism
 from audits.scenario_library import load_library
 from nla.pipeline import load_target
+from nla.training.models import lora
 
 REPO = Path(__file__).parents[2]
 TABOO_KEY = {
@@ -66,6 +67,7 @@ def test_training_runs_end_to_end_and_resumes(tiny_dirs, tmp_path):
     record = train_organism(recipe, out, show_progress=False)
     assert record["data"]["examples"] == 24 and record["data"]["by_kind"]["benign"] == 6
     assert record["loss"]["first"] > 0 and record["recipe_digest"] == recipe.digest()
+    assert record["loss_path"] == "reply_loss"
     weights = load_file(str(out / "adapter" / "adapter_model.safetensors"))
     assert weights and all(str(t.dtype) == "torch.float16" for t in weights.values())
     config = json.loads((out / "adapter" / "adapter_config.json").read_text())
@@ -84,6 +86,58 @@ def test_training_runs_end_to_end_and_resumes(tiny_dirs, tmp_path):
     assert (out / "data.jsonl").stat().st_mtime_ns == data_mtime
     tuned = load_target(str(tiny_dirs["llama"]), adapter=str(out / "adapter"))
     assert tuned.identity.startswith(str(tiny_dirs["llama"]) + "+adapter:")
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma3"])
+def test_a_packed_batch_gives_the_padded_batchs_loss_and_gradients(tiny_dirs, family):
+    """Packing rows into one unpadded sequence must not let a row see another: its loss and LoRA
+    gradients equal those of the right-padded batch through the model's own loss."""
+    import torch
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_dirs[family], dtype=torch.float32)
+    torch.manual_seed(0)
+    model = get_peft_model(model, lora(4))
+    for name, p in model.named_parameters():  # LoRA B starts at zero; give it weight so gradients differ
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.2)
+    g = torch.Generator().manual_seed(1)
+    rows = []
+    for length, prompt in ((7, 3), (12, 5), (4, 2), (9, 6)):
+        ids = torch.randint(5, 200, (length,), generator=g).tolist()
+        rows.append((ids, [-100] * prompt + ids[prompt:]))
+    width = max(len(ids) for ids, _ in rows)
+    padded = {
+        "input_ids": torch.tensor([ids + [0] * (width - len(ids)) for ids, _ in rows]),
+        "attention_mask": torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows]),
+        "labels": torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows]),
+    }
+
+    def loss_and_grads(compute):
+        model.zero_grad()
+        loss = compute()
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    want, want_grads = loss_and_grads(lambda: model(**padded).loss)
+    for width in (12, 20, 32):  # three lines (two filled by a dummy row), two, one
+        packed = packed_batch(rows, width, pad=0)
+        assert packed["input_ids"].shape[1] <= width
+        got, got_grads = loss_and_grads(lambda: reply_loss(model, packed))  # noqa: B023
+        assert torch.allclose(got, want, atol=1e-5), (width, got, want)
+        assert all(torch.allclose(got_grads[n], want_grads[n], atol=1e-5, rtol=1e-4) for n in want_grads)
+    assert [packed_batch(rows, w, 0)["input_ids"].shape[0] for w in (12, 20, 32)] == [3, 2, 1]
+    # and the check can fail: the same rows packed without restarting positions attend across rows
+    leaky = packed_batch(rows, 32, 0)
+    leaky["position_ids"] = torch.arange(leaky["input_ids"].shape[1])[None]
+    assert not torch.allclose(reply_loss(model, leaky).detach(), want, atol=1e-3)
+    with pytest.raises(ValueError, match="does not fit"):
+        packed_batch(rows, 11, 0)
+    assert choose_loss(model, packed_batch(rows, 20, 0)) is reply_loss
+    # a model that soft-caps its logits after the head keeps its own loss
+    model.get_base_model().config.final_logit_softcapping = 0.5
+    assert choose_loss(model, packed_batch(rows, 20, 0)) is (model_loss if family == "gemma3" else reply_loss)
 
 
 def test_shipped_catalog_recipes_and_keys_agree():
