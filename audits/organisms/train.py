@@ -195,6 +195,7 @@ def train_organism(
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
     loop = TrainingLoop(out / "train", {"adapter": model}, {"adapter": optimizer})
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
     def batch(i: int) -> dict[str, torch.Tensor]:
         rows = [encoded[j] for j in batch_indices(len(encoded), cfg.batch_size, recipe.seed, i)]
         return {k: v.to(device) for k, v in packed_batch(rows, cfg.max_length, pad).items()}
