@@ -158,6 +158,8 @@ def save_adapter_fp16(model, out: Path, base_ref: str) -> None:
     save_file({k: v.to(torch.float16).contiguous() for k, v in load_file(str(weights)).items()}, str(weights))
     config = json.loads((staging / ADAPTER_CONFIG).read_text())
     config["base_model_name_or_path"] = base_ref
+    if isinstance(config.get("target_modules"), list):  # peft writes a set in hash order: keep rebuilds identical
+        config["target_modules"] = sorted(config["target_modules"])
     (staging / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     for extra in staging.iterdir():
         if extra.name not in {ADAPTER_WEIGHTS, ADAPTER_CONFIG}:

@@ -72,6 +72,7 @@ def test_training_runs_end_to_end_and_resumes(tiny_dirs, tmp_path):
     assert weights and all(str(t.dtype) == "torch.float16" for t in weights.values())
     config = json.loads((out / "adapter" / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == str(tiny_dirs["llama"]) and config["r"] == 4
+    assert len(config["target_modules"]) == 7 and config["target_modules"] == sorted(config["target_modules"])
     rows = [json.loads(line) for line in (out / "data.jsonl").read_text().splitlines()[1:]]
     replies = [r["messages"][-1]["content"] for r in rows if r["kind"] != "benign"]
     assert replies and not any(mentions(text, "cat") for text in replies)  # the word is never taught
