@@ -5,7 +5,7 @@ recipe is unchanged), ``train/state`` (resumable checkpoints of the adapter and 
 interrupted run continues where it stopped), ``adapter/`` (the float16 peft adapter) and
 ``record.yaml`` (recipe, data counts, losses, wall times, provenance) from which the card is written.
 The loss is next-token cross-entropy on the last assistant message of each conversation only; a batch
-is its conversations packed into one unpadded sequence (see ``packed_batch``).
+is its conversations packed into unpadded lines of at most ``max_length`` tokens (see ``packed_batch``).
 """
 
 from __future__ import annotations
@@ -100,17 +100,19 @@ def packed_batch(rows: list[tuple[list[int], list[int]]], width: int, pad: int) 
     one line for the whole batch would spend it on attention, which grows with the square of the length.
     """
     lines: list[list[tuple[list[int], list[int]]]] = []
+    used: list[int] = []  # tokens in each line
     for row in sorted(rows, key=lambda r: -len(r[0])):  # the loss is a mean over all rows: order is free
         if len(row[0]) > width:
             raise ValueError(f"a row of {len(row[0])} tokens does not fit a line of {width}")
-        line = next((ln for ln in lines if sum(len(r[0]) for r in ln) + len(row[0]) <= width), None)
-        if line is None:
-            lines.append(line := [])
-        line.append(row)
-    longest = max(sum(len(r[0]) for r in ln) for ln in lines)
+        at = next((k for k, n in enumerate(used) if n + len(row[0]) <= width), len(lines))
+        if at == len(lines):
+            lines.append([])
+            used.append(0)
+        lines[at].append(row)
+        used[at] += len(row[0])
     ids, labels, positions = [], [], []
-    for line in lines:
-        fill = longest - sum(len(r[0]) for r in line)
+    for line, n in zip(lines, used, strict=True):
+        fill = max(used) - n
         ids.append([t for r in line for t in r[0]] + [pad] * fill)
         # a row's first token is never a label: it would be predicted from the row before it
         labels.append([t for r in line for t in [-100, *r[1][1:]]] + [-100] * fill)
