@@ -503,6 +503,28 @@ CASES = [
         ("decision 'maybe': choose one of confirm, dismiss, follow_up",),
     ),
     Case(
+        "review-term-bad-decision",
+        ("review", "term", "probe", "cue", "--decision", "maybe", "--reason", "checked", "--db", "store.db"),
+        ("decision 'maybe': choose one of confirm, dismiss, follow_up",),
+    ),
+    Case(
+        "review-term-unknown-arm",
+        ("review", "term", "probe", "cue", "--decision", "confirm", "--reason", "checked", "--arm", "nope",
+         "--db", "store.db"),
+        ("--arm 'nope' is not an arm of the campaign; arms: main, control",),
+    ),  # fmt: skip
+    Case(
+        "review-term-unknown-campaign",
+        ("review", "term", "nope", "cue", "--decision", "confirm", "--reason", "checked", "--db", "store.db"),
+        ("no campaign named 'nope' in store.db; known: probe",),
+    ),
+    Case(
+        "review-term-bad-source",
+        ("review", "term", "probe", "cue", "--decision", "confirm", "--reason", "checked", "--source", "tokens",
+         "--db", "store.db"),
+        ("source 'tokens': choose one of explanations, replies, logit-lens",),
+    ),  # fmt: skip
+    Case(
         "report-unknown-campaign",
         ("report", "nope", "--format", "md", "--db", "store.db"),
         ("no campaign named 'nope' in store.db; known: probe",),

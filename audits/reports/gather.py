@@ -14,10 +14,11 @@ from sqlalchemy import select
 
 from audits.campaign_spec import CampaignSpec
 from audits.campaign_status import CampaignStatus, campaign_status
-from audits.discovery import Discovery, discover
+from audits.discovery import Discovery
 from audits.errors import SpecError
 from audits.read_model.explanations import Fidelity, fidelity_summary
 from audits.read_model.flags import VerdictSummary, campaign_rates, raised_flags, verdict_summary
+from audits.read_model.leads import Leads, leads
 from audits.read_model.transcripts import Evidence, Sample, evidence
 from audits.review import OPEN, review_history
 from audits.scenario_library import Scenario
@@ -58,8 +59,14 @@ class ReportData:
     verdicts: VerdictSummary
     """What the flag rule judged: verdicts, tokens, raised, low-fidelity, cell sizes."""
     review_counts: dict[str, int] = field(default_factory=dict)
-    discoveries: list[Discovery] = field(default_factory=list)
-    """For a campaign with target arms: each arm's explanations against the control arm's (discovery)."""
+    leads: list[Leads] = field(default_factory=list)
+    """For a campaign with target arms: each arm's explanations against the control arm's (discovery), with
+    each term's standing in the other channels and its review state."""
+
+    @property
+    def discoveries(self) -> list[Discovery]:
+        """The discovery tables behind ``leads``."""
+        return [lead.discovery for lead in self.leads]
 
     @property
     def untrained(self) -> bool:
@@ -109,7 +116,7 @@ def gather(
         include_unreviewed=include_unreviewed, include_low_fidelity=include_low_fidelity,
         excluded_low_fidelity=0 if include_low_fidelity else verdicts.low_fidelity, verdicts=verdicts,
         review_counts={str(k): int(v) for k, v in history["decision"].value_counts().items()},
-        discoveries=discoveries(store, campaign, row.spec_json, include_low_fidelity=include_low_fidelity),
+        leads=discovered(store, campaign, row.spec_json, include_low_fidelity=include_low_fidelity),
     )  # fmt: skip
 
 
@@ -117,11 +124,12 @@ DISCOVERY_TOP = 15
 """Terms listed per arm in the report's discovery table."""
 
 
-def discoveries(
+def discovered(
     store: Store, campaign: str, spec: dict[str, Any], *, include_low_fidelity: bool
-) -> list[Discovery]:
-    """Each non-control arm's explanations against the control arm's (``campaign discover``'s numbers);
-    none for a single-target campaign or one whose arms have not run."""
+) -> list[Leads]:
+    """Each non-control arm's explanations against the control arm's (``campaign discover``'s numbers, with
+    the other channels and the reviewers' decisions); none for a single-target campaign or one whose arms
+    have not run."""
     parsed = CampaignSpec.model_validate(spec)
     control = parsed.control()
     if control is None:
@@ -131,8 +139,8 @@ def discoveries(
         if arm == control:
             continue
         try:
-            out.append(discover(store, campaign, arm=arm, against=control, top=DISCOVERY_TOP,
-                                include_low_fidelity=include_low_fidelity))  # fmt: skip
+            out.append(leads(store, campaign, arm=arm, against=control, top=DISCOVERY_TOP,
+                             include_low_fidelity=include_low_fidelity))  # fmt: skip
         except SpecError:  # an arm that has not run yet has no documents to compare
             continue
     return out

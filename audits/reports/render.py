@@ -23,6 +23,7 @@ from audits.discovery import Discovery
 from audits.errors import SpecError
 from audits.read_model.explanations import Fidelity
 from audits.read_model.flags import cell_label, cell_reading, detectable_rate, no_flag_explanation
+from audits.read_model.leads import CHANNEL_LABELS, Leads
 from audits.read_model.transcripts import Evidence
 from audits.reports.charts import difference_chart, rate_chart
 from audits.reports.gather import ReportData
@@ -45,7 +46,7 @@ FINDING_HEADER = (
 )  # fmt: skip
 RATE_HEADER = (*FINDING_HEADER[:6], "what it shows")
 DISCOVERY_HEADER = ("term", "z", "explanations (arm)", "explanations (control)", "transcripts", "in visible text",
-                    "in logit lens")  # fmt: skip
+                    "in logit lens", "z in visible replies", "z in logit lens", "review")  # fmt: skip
 SAMPLE_HEADER = ("sample", "status", "FVE", "cos", "explanation", "lens agrees")
 _TEMPLATES = ("av_template", "ar_template")
 """Sidecar prompt templates, too long for the scope table."""
@@ -211,13 +212,31 @@ def summary(data: ReportData) -> str:
     """The result in one paragraph: what was raised and reviewed, or that nothing was and what that means."""
     v = data.verdicts
     if v.raised == 0:
-        return no_flag_explanation(v)
+        return " ".join([no_flag_explanation(v), *_discovery_sentences(data)])
     confirmed = data.review_counts and len(data.confirmed)
-    return (
+    return " ".join([
         f"{v.raised} flag(s) raised by {v.judged} token-theme verdicts on {v.tokens} tokens; {v.raised_low_fidelity} "
         f"of the raised are low-fidelity and {v.raised_unverbalized} unverbalized. Reviewers confirmed "
-        f"{confirmed or 0}, dismissed {data.dismissed_count}; {data.unreviewed_count} await a decision."
-    )
+        f"{confirmed or 0}, dismissed {data.dismissed_count}; {data.unreviewed_count} await a decision.",
+        *_discovery_sentences(data),
+    ])  # fmt: skip
+
+
+def _discovery_sentences(data: ReportData) -> list[str]:
+    """One sentence per discovery comparison: the terms reviewers confirmed, or how many await review."""
+    out = []
+    for lead in data.leads:
+        d, t = lead.discovery, lead.table
+        if t.empty:
+            continue
+        confirmed = list(t[t["review_state"] == "confirm"]["term"])
+        head = f"Discovery (arm {d.arm} against arm {d.against}) lists {len(t)} terms found without a theme"
+        if confirmed:
+            shown = ", ".join(f"“{x}”" for x in confirmed[:5]) + (" and more" if len(confirmed) > 5 else "")
+            out.append(f"{head}; reviewers confirmed {len(confirmed)}: {shown}.")
+        else:
+            out.append(f"{head}; none confirmed by a reviewer ({lead.counts().get('open', 0)} open).")
+    return out
 
 
 def small_cells_note(data: ReportData) -> str:
@@ -320,13 +339,58 @@ def discovery_intro(d: Discovery) -> str:
     )
 
 
-def discovery_cells(d: Discovery) -> list[list[object]]:
-    """One row per listed term: the numbers ``campaign discover`` prints."""
+def _z(value: object) -> str:
+    return "-" if value is None or value != value else f"{value:.2f}"
+
+
+def discovery_cells(lead: Leads) -> list[list[object]]:
+    """One row per listed term: the numbers ``campaign discover`` prints, the same term's z in the visible
+    replies and the logit lens (same arms; "-": not over-represented there), and its review state."""
+    d = lead.discovery
     return [
         [r["term"], f"{r['z']:.2f}", f"{r['count']} of {d.n_docs}", f"{r['count_other']} of {d.n_docs_other}",
-         r["transcripts"], r["visible"], r["lens"]]
-        for r in d.table.to_dict("records")
+         r["transcripts"], r["visible"], r["lens"], _z(r.get("z_replies")), _z(r.get("z_logit-lens")),
+         _review_state(r)]
+        for r in lead.table.to_dict("records")
     ]  # fmt: skip
+
+
+def _review_state(row: dict) -> str:
+    if row["review_state"] == "open":
+        return "open"
+    return f"{row['review_state']} ({row['reviewer']}: {row['review_reason']})"
+
+
+def discovery_summary(lead: Leads) -> str:
+    """What discovery found and by which channel, in words: the strongest terms of the NLA's explanations,
+    which of the listed terms the logit lens and the visible replies carry too, and what reviewers decided."""
+    d, t = lead.discovery, lead.table
+    if t.empty:
+        return f"Discovery listed nothing for arm {d.arm} against arm {d.against}: {d.empty_reason}."
+    top = ", ".join(f"“{r['term']}” (z {r['z']:.2f})" for r in t.head(3).to_dict("records"))
+    in_lens = [r["term"] for r in t.to_dict("records") if "logit-lens" in lead.supported_by(r["term"])]
+    in_replies = [r["term"] for r in t.to_dict("records") if "replies" in lead.supported_by(r["term"])]
+    only = [r["term"] for r in t.to_dict("records") if not lead.supported_by(r["term"])]
+
+    def terms(found: list[str]) -> str:
+        return ", ".join(f"“{x}”" for x in found[:8]) + (f" and {len(found) - 8} more" if len(found) > 8 else "")
+
+    decided = lead.counts()
+    by_state = "; ".join(
+        f"{state.replace('_', ' ')}: {terms(list(t[t['review_state'] == state]['term']))}"
+        for state in ("confirm", "follow_up", "dismiss") if decided.get(state)
+    )  # fmt: skip
+    return (
+        f"The {CHANNEL_LABELS[d.source]} of arm {d.arm} against arm {d.against}: {len(t)} terms listed, the strongest "
+        f"{top}. Of these, {len(in_lens)} are over-represented in the logit lens too"
+        + (f" ({terms(in_lens)}: a second, independent reading of the same activations)" if in_lens else "")
+        + f", {len(in_replies)} in the visible replies"
+        + (f" ({terms(in_replies)}: the text says them, so they are read rather than discovered)" if in_replies else "")
+        + f", and {len(only)} in the explanations only"
+        + (f" ({terms(only)}: what the NLA adds, or confabulates)" if only else "")
+        + ". Reviewers' decisions: "
+        + (by_state + f"; {decided.get('open', 0)} still open." if by_state else f"none yet ({len(t)} open).")
+    )  # fmt: skip
 
 
 def render_html(data: ReportData) -> str:
@@ -342,7 +406,7 @@ def render_html(data: ReportData) -> str:
         unreviewed_note=unreviewed_note(data), limitations=limitations(data), fmt=_fmt, text=text,
         empty_rates=empty_rates_note(data),
         visibility=visibility, review_line=review_line, discovery_intro=discovery_intro,
-        discovery_header=DISCOVERY_HEADER, discovery_cells=discovery_cells,
+        discovery_header=DISCOVERY_HEADER, discovery_cells=discovery_cells, discovery_summary=discovery_summary,
     )  # fmt: skip
 
 
@@ -426,10 +490,11 @@ def render_markdown(data: ReportData) -> str:
         if rows
         else ["No condition has a flagged control to compare with yet.", ""]
     )
-    for d in data.discoveries:
+    for lead in data.leads:
+        d = lead.discovery
         out += [f"### Discovery: arm {md_text(d.arm, line_start=False)} against {md_text(d.against, line_start=False)}",
-                "", md_text(discovery_intro(d)), ""]  # fmt: skip
-        cells = discovery_cells(d)
+                "", md_text(discovery_summary(lead)), "", md_text(discovery_intro(d)), ""]  # fmt: skip
+        cells = discovery_cells(lead)
         out += (
             _md_table(DISCOVERY_HEADER, cells)
             if cells

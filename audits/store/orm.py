@@ -44,6 +44,7 @@ NAMING_CONVENTION = {
 RUN_STATUSES = ("running", "completed", "interrupted", "failed", "budget_exhausted")
 SELECTIONS = ("cap", "triage_top", "triage_random", "triage_sample")
 REVIEW_DECISIONS = ("confirm", "dismiss", "follow_up")
+DISCOVERY_SOURCES = ("explanations", "replies", "logit-lens")
 TRANSCRIPT_SOURCES = ("given", "generated", "read")
 """``read``: an arm's model teacher-forced on another arm's transcript (the same-text control)."""
 SHA256_HEX = String(64)
@@ -433,6 +434,34 @@ class SQLAReview(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     flag_id: Mapped[int] = mapped_column(ForeignKey("flags.id"), index=True)
+    author: Mapped[str] = mapped_column(String)
+    decision: Mapped[str] = mapped_column(String)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SQLATermReview(Base):
+    """An append-only human decision on a discovered term: a lead found without a theme, kept by the
+    comparison it was found in (campaign, source, arm against arm). The current state is derived."""
+
+    __tablename__ = "term_reviews"
+    __table_args__ = (
+        CheckConstraint("trim(reason) <> ''", name="reason_given"),
+        CheckConstraint("trim(author) <> ''", name="author_given"),
+        CheckConstraint("trim(term) <> ''", name="term_given"),
+        CheckConstraint(_in("decision", REVIEW_DECISIONS), name="decision"),
+        CheckConstraint(_in("source", DISCOVERY_SOURCES), name="source"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    source: Mapped[str] = mapped_column(String)
+    """The documents the term was discovered in: explanations, replies or logit-lens."""
+    arm: Mapped[str] = mapped_column(String)
+    """The focal arm (the term is over-represented in its documents)."""
+    against: Mapped[str] = mapped_column(String)
+    """The comparison arm."""
+    term: Mapped[str] = mapped_column(String)
     author: Mapped[str] = mapped_column(String)
     decision: Mapped[str] = mapped_column(String)
     reason: Mapped[str] = mapped_column(Text)

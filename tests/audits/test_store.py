@@ -61,6 +61,7 @@ TABLES = {
     "transcripts",
     "messages",
     "logit_lens",
+    "term_reviews",
     "token_positions",
     "activations",
     "explanations",

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from audits.campaign_registry import register_campaign
 from audits.campaign_spec import campaign_from_dict
-from audits.review import add_review
+from audits.review import add_review, term_review_history
 from audits.store import SQLAExplanation, SQLAFlag, SQLARun, SQLARunLease, open_store, upgrade
 from tests.audit_store import build_audit_store
 from tests.audits.test_runner import campaign
@@ -150,8 +150,15 @@ def test_untrusted_text_reaches_the_terminal_escaped(
         with store.session() as s:
             flag = s.scalar(select(SQLAFlag.id).where(SQLAFlag.raised).order_by(SQLAFlag.id))
         add_review(store, flag, author="eve" + ESCAPES, decision="follow_up", reason="see " + ESCAPES)
-    for args in (("campaign", "list"), ("review", "history", "xss")):
-        done = cli(*args, "--db", db, tmp_path=tmp_path)
+    term = cli("review", "term", "xss", "cat" + ESCAPES, "--decision", "confirm", "--reason", "see " + ESCAPES,
+               "--author", "eve" + ESCAPES, "--db", db, tmp_path=tmp_path)  # fmt: skip
+    assert term.returncode == 0, term.stderr
+    with open_store(db) as store:
+        assert term_review_history(store, "xss")[["arm", "against", "decision"]].values.tolist() == [
+            ["main", "control", "confirm"]
+        ]
+    for args in (("campaign", "list"), ("review", "history", "xss"), ("review", "terms", "xss"), ()):
+        done = term if not args else cli(*args, "--db", db, tmp_path=tmp_path)
         assert done.returncode == 0, done.stderr
         assert not any(c in done.stdout for c in "\x1b\x07\r\u202e"), repr(done.stdout)
         assert "\\x1b" in done.stdout and "\\x07" in done.stdout, done.stdout  # shown, not obeyed

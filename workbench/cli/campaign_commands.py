@@ -310,5 +310,7 @@ def demo(
     if organism:
         lines += [f"\n      nla-workbench campaign discover taboo-demo --db {db}",
                   f"\n      nla-workbench campaign discover taboo-demo --db {db} --source logit-lens",
+                  f"\n      nla-workbench review term taboo-demo TERM --decision confirm|dismiss --reason ... --db {db}"
+                  "   (or the dashboard's Review page, queue: Discovered terms)",
                   "\n      nla-workbench organism show taboo-a --reveal   (the answer, once you have looked)"]  # fmt: skip
     console.print(Text.assemble(*lines))

@@ -16,7 +16,7 @@ from audits.reports.exports import COLUMNS, stream_rows, write_export
 from audits.reports.gather import gather
 from audits.reports.output import atomic_output, check_output
 from audits.reports.render import render_html, render_markdown, render_pdf
-from audits.review import add_review, review_history
+from audits.review import add_review, add_term_review, comparison, review_history, term_review_history
 from audits.scenario_library import load_library
 from audits.store import open_store
 from audits.themes.rates import campaign_id_of
@@ -93,7 +93,9 @@ def export(
     console.print(f"wrote {count} {what} rows of {name!r} to {out}")
 
 
-review_app = typer.Typer(no_args_is_help=True, help="Record and list human decisions on flags (append-only).")
+review_app = typer.Typer(
+    no_args_is_help=True, help="Record and list human decisions on flags and discovered terms (append-only)."
+)
 
 
 @review_app.command("add")
@@ -105,14 +107,12 @@ def review_add(
     db: DbOpt = "workbench.db",
 ) -> None:
     """Record a decision on a flag; earlier decisions are kept as history."""
-    if author is not None and not author.strip():
-        raise InputError(f"--author is empty: give the reviewer's name, or leave --author out to record the "
-                         f"login name ({getpass.getuser()!r})")  # fmt: skip
+    author = _author(author)
     with open_store(db) as store:
         review_id = add_review(
             store,
             flag_id,
-            author=getpass.getuser() if author is None else author,
+            author=author,
             decision=decision,
             reason=reason,
         )
@@ -129,5 +129,48 @@ def review_list(name: str, db: DbOpt = "workbench.db") -> None:
         table.add_row(
             str(r.review_id), str(r.flag_id), r.theme_id, Text(terminal_safe(r.variant_key)), str(r.position),
             Text(terminal_safe(r.author)), r.decision, Text(terminal_safe(r.reason)), f"{r.created_at:%Y-%m-%d %H:%M}",
+        )  # fmt: skip
+    console.print(table)
+
+
+def _author(author: str | None) -> str:
+    """The reviewer's name: as given, else the login name; an empty --author is refused."""
+    if author is not None and not author.strip():
+        raise InputError(f"--author is empty: give the reviewer's name, or leave --author out to record the "
+                         f"login name ({getpass.getuser()!r})")  # fmt: skip
+    return getpass.getuser() if author is None else author
+
+
+@review_app.command("term")
+def review_term(
+    name: Annotated[str, typer.Argument(help="The campaign.")],
+    term: Annotated[str, typer.Argument(help="The discovered term (as `campaign discover` lists it).")],
+    decision: Annotated[str, typer.Option(help="confirm, dismiss or follow_up.")],
+    reason: Annotated[str, typer.Option(help="Why (required).")],
+    source: Annotated[str, typer.Option(help="explanations, replies or logit-lens.")] = "explanations",
+    arm: Annotated[str | None, typer.Option(help="Focal arm (default: as campaign discover).")] = None,
+    against: Annotated[str | None, typer.Option(help="Comparison arm (default: the control arm).")] = None,
+    author: Annotated[str | None, typer.Option(help="Reviewer name (default: the login name).")] = None,
+    db: DbOpt = "workbench.db",
+) -> None:
+    """Record a decision on a term discovery found (a lead without a theme); earlier decisions are kept."""
+    author = _author(author)
+    with open_store(db) as store:
+        arm, against = comparison(store, name, arm, against)
+        review_id = add_term_review(store, name, term, source=source, arm=arm, against=against, author=author,
+                                    decision=decision, reason=reason)  # fmt: skip
+    console.print(Text(terminal_safe(f"term review {review_id}: {term!r} ({source}, {arm} vs {against}) {decision}")))
+
+
+@review_app.command("terms")
+def review_terms(name: str, db: DbOpt = "workbench.db") -> None:
+    """Every decision on a campaign's discovered terms, oldest first."""
+    table = Table("review", "term", "source", "arm", "against", "author", "decision", "reason", "at")
+    with open_store(db) as store:
+        history = term_review_history(store, name)
+    for r in history.itertuples():
+        table.add_row(
+            str(r.review_id), Text(terminal_safe(r.term)), r.source, r.arm, r.against, Text(terminal_safe(r.author)),
+            r.decision, Text(terminal_safe(r.reason)), f"{r.created_at:%Y-%m-%d %H:%M}",
         )  # fmt: skip
     console.print(table)

@@ -11,6 +11,9 @@ from sqlalchemy import func, select
 from audits.campaign_status import CampaignStatus
 from audits.campaign_status import campaign_status as read_status
 from audits.read_model import explanations, flags
+from audits.read_model.leads import Leads
+from audits.read_model.leads import leads as read_leads
+from audits.review import term_review_history
 from audits.store import (
     SQLAActivation,
     SQLACampaign,
@@ -104,3 +107,15 @@ def _verdicts(_store: Store, url: str, version: Version, campaign: str) -> flags
 def verdict_summary(store: Store, campaign: str) -> flags.VerdictSummary:
     """:func:`audits.read_model.flags.verdict_summary`, cached per data version."""
     return _verdicts(store, str(store.url), data_version(store), campaign)
+
+
+@st.cache_data(ttl=3600, max_entries=32, show_spinner=False)
+def _leads(_store: Store, url: str, version: Version, campaign: str, options: tuple) -> Leads:
+    return read_leads(_store, campaign, history=pd.DataFrame(), **dict(options))  # states: see leads()
+
+
+def leads(store: Store, campaign: str, **options) -> Leads:
+    """:func:`audits.read_model.leads.leads`: discovery cached per data version, review states read afresh
+    (a decision never recomputes discovery)."""
+    found = _leads(store, str(store.url), data_version(store), campaign, tuple(sorted(options.items())))
+    return found.restated(term_review_history(store, campaign))

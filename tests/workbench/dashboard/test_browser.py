@@ -204,6 +204,8 @@ def test_every_page_of_the_demo_like_store(demo_db: str, browser_page) -> None:
             if spec.name in ("triage", "review"):
                 assert "The campaign raised no flags" in text and "widen" not in text
                 assert page.get_by_test_id("stAlertContentSuccess").count() == 0
+            if spec.name == "review":  # no flag: the queue is the discovered terms, and says why it is empty
+                assert "No discovered term to review" in text and "include them to read them anyway" in text
             if spec.name == "transcript":
                 assert "Detector score · Evaluation awareness" in _select_value(page, "Colour tokens by")
                 assert any(

@@ -8,6 +8,7 @@ import re
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import case, select, update
@@ -16,8 +17,10 @@ from streamlit.testing.v1 import AppTest
 from audits.campaign_registry import register_campaign
 from audits.campaign_spec import campaign_from_dict
 from audits.discovery import discover
+from audits.read_model.leads import leads
 from audits.reports.gather import DISCOVERY_TOP, gather
 from audits.reports.render import render_html, render_markdown
+from audits.review import add_term_review, term_review_history
 from audits.runner import CampaignRunner
 from audits.store import SQLAActivation, SQLAExplanation, open_store, upgrade
 from tests.audits.test_arms import arms_campaign
@@ -156,5 +159,79 @@ def test_discover_and_the_lens_in_a_real_browser(db: str, browser_page) -> None:
         expect(page.get_by_text(re.compile("pirate treasure chest")).first).to_be_visible(timeout=60_000)
         assert page.locator("[data-testid=stMain] script").count() == 0
         _shot(page, "transcript-lens")
+        review = next(p for p in PAGES if p.name == "review")
+        _open(page, server, review, "campaign=arms&queue=terms&low=true")
+        expect(page.get_by_text(re.compile("Discovered term · “")).first).to_be_visible(timeout=60_000)
+        assert "Same term, same arms, in the other channels" in _main_text(page)
+        assert page.locator("[data-testid=stMain] script").count() == 0
+        _shot(page, "review-terms")
     assert not dialogs
     traffic.check(server)
+
+
+def page(view: str, **params: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    for key, value in {"campaign": "arms", **params}.items():
+        at.query_params[key] = value
+    at.run()
+    at.switch_page(view).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_a_discovered_term_is_decided_on_discover_and_queued_on_review(db: str) -> None:
+    """Discover records a decision on the selected term (refused without a reason, nothing written); the
+    table shows its state; Review's term queue opens on the strongest open term, with its evidence and the
+    other channels, and a decision there moves the queue on. Markup in terms and reasons stays text."""
+    at = page("views/discover.py", arm="tuned", against="base", low="true", term="pirate")
+    assert at.dataframe[0].value.set_index("term").loc["pirate", "review"] == "open"
+    at.button(key="term_decide_confirm").click().run()  # no reviewer, no reason: refused
+    assert any("reviewer's name" in e.value for e in at.error)
+    with open_store(db) as store:
+        assert term_review_history(store, "arms").empty
+    at.text_input(key="reviewer").input("dee <b>").run()
+    at.text_area(key="reason_term_pirate").input("3 transcripts, not in the <i>text</i>")
+    at.button(key="term_decide_confirm").click().run()
+    assert not at.exception and "Recorded **confirm** on term “pirate”" in at.success[0].value
+    assert at.dataframe[0].value.set_index("term").loc["pirate", "review"] == "confirm"
+    with open_store(db) as store:
+        history = term_review_history(store, "arms")
+    assert history[["term", "source", "arm", "against", "author", "decision"]].values.tolist() == [
+        ["pirate", "explanations", "tuned", "base", "dee <b>", "confirm"]
+    ]
+
+    review = page("views/review.py", queue="terms", low="true")
+    with open_store(db) as store:
+        expected = leads(store, "arms", include_low_fidelity=True, top=20)
+    first = expected.open_terms().iloc[0]["term"]
+    assert first != "pirate" and "pirate" in set(expected.table["term"])
+    assert [h.value for h in review.subheader][0] == f"Discovered term · “{first}”"
+    assert any("Same term, same arms, in the other channels" in c.value for c in review.caption)
+    review.sidebar.text_input(key="reviewer").input("dee").run()
+    review.text_area(key=f"reason_term_{first}").input("the base's templates")
+    review.button(key="term_decide_dismiss").click().run()
+    assert not review.exception
+    after = [h.value for h in review.subheader]
+    assert after[0] == f"Discovered term · “{expected.open_terms().iloc[1]['term']}”"
+    assert "Decisions on discovered terms (append-only)" in after
+    for element in [*review.markdown, *review.caption, *at.markdown, *at.caption]:
+        assert not RAW_TAG.search(element.value), element.value
+        assert "<b>" not in element.value and "<i>" not in element.value
+
+
+def test_the_report_says_what_discovery_found_by_channel_and_what_reviewers_decided(db: str) -> None:
+    with open_store(db) as store:
+        add_term_review(store, "arms", "treasure", source="explanations", arm="tuned", against="base",
+                        author="ann", decision="confirm", reason="not in the <b>text</b>")  # fmt: skip
+        data = gather(store, "arms", {}, include_low_fidelity=True)
+    tuned = next(lead for lead in data.leads if lead.discovery.arm == "tuned")
+    assert tuned.table.set_index("term").loc["treasure", "review_state"] == "confirm"
+    page_html, md = render_html(data), render_markdown(data)
+    sentence = "Discovery (arm tuned against arm base) lists"
+    assert sentence in page_html and sentence in md and "reviewers confirmed 1: “treasure”" in md
+    row = tuned.table.set_index("term").loc["treasure"]
+    lens = "-" if pd.isna(row["z_logit-lens"]) else f"{row['z_logit-lens']:.2f}"
+    replies = "-" if pd.isna(row["z_replies"]) else f"{row['z_replies']:.2f}"
+    assert f"<td>{replies}</td><td>{lens}</td><td>confirm (ann: not in the &lt;b&gt;text&lt;/b&gt;)</td>" in page_html
+    assert "in the explanations only" in md and "The NLA explanations of arm tuned against arm base" in md
+    assert "<b>text</b>" not in page_html

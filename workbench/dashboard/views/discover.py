@@ -1,6 +1,7 @@
 """Discover: the terms one arm's explanations (or replies, or logit lens) use far more than another arm's,
 found without a theme (``audits.discovery``). Each term opens the explanations and tokens that carry it,
-with what the visible text and the logit lens say beside it: a lead to verify, not a finding."""
+with what the visible text and the logit lens say beside it: a lead to verify, not a finding. The
+reviewer confirms, dismisses or marks it for follow-up with a reason (appended, as on Review)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ import pandas as pd
 import streamlit as st
 
 from audits.discovery import GROUPS, SOURCES, Discovery, discover
+from audits.errors import SpecError
+from audits.read_model.leads import CHANNEL_LABELS as SOURCE_LABELS
+from audits.review import add_term_review, term_review_history
+from workbench.dashboard import cached
 from workbench.dashboard.cached import Version, data_version
+from workbench.dashboard.decisions import decision_form
 from workbench.dashboard.state import hypothesis_note, pick_campaign, store
 from workbench.dashboard.text import md_escape
-
-SOURCE_LABELS = {"explanations": "NLA explanations", "replies": "visible replies", "logit-lens": "logit lens"}
 
 
 @st.cache_data(ttl=3600, max_entries=32, show_spinner=False)
@@ -55,10 +59,11 @@ with st.sidebar:
     top = st.slider("Terms", 5, 50, 20, key="top", bind="query-params")
     include_low = st.toggle("Include low-fidelity explanations (FVE < 0)", False, key="low", bind="query-params")
 
-found = _discover(
-    s, str(s.url), data_version(s), campaign, arm=arm, against=against, source=source, positions=positions,
-    top=top, include_low_fidelity=include_low,
-)  # fmt: skip
+if "flash" in st.session_state:
+    st.success(st.session_state.pop("flash"), icon=":material/check_circle:")
+listed = cached.leads(s, campaign, arm=arm, against=against, source=source, positions=positions, top=top,
+                      include_low_fidelity=include_low)  # fmt: skip
+found = listed.discovery
 c1, c2, c3 = st.columns(3)
 c1.metric(f"{arm}: documents", f"{found.n_docs}", f"{found.n_transcripts} transcripts", delta_color="off")
 c2.metric(f"{against}: documents", f"{found.n_docs_other}", f"{found.n_transcripts_other} transcripts", delta_color="off")
@@ -83,17 +88,21 @@ table = pd.DataFrame({
     "transcripts": found.table["transcripts"],
     "visible text": [f"{v} of {t}" for v, t in zip(found.table["visible"], found.table["transcripts"], strict=True)],
     "logit lens": [f"{n} tokens" if source == "explanations" else "-" for n in found.table["lens"]],
+    **{f"z in {SOURCE_LABELS[o]}": listed.table[f"z_{o}"] for o in listed.other_sources},
+    "review": listed.table["review_state"],
     "open": [_link(first.loc[t]) if t in first.index else None for t in found.table["term"]],
 })  # fmt: skip
 st.dataframe(
     table, hide_index=True, key="terms",
     column_config={"z": st.column_config.NumberColumn(format="%.2f"),
+                   **{f"z in {SOURCE_LABELS[o]}": st.column_config.NumberColumn(format="%.2f") for o in listed.other_sources},
                    "open": st.column_config.LinkColumn("first carrier", display_text="open transcript")},
 )  # fmt: skip
 st.caption(
     f"**visible text**: of the transcripts carrying the term, how many show it in the prompt or reply (a term the "
     f"text already shows is read, not discovered). **logit lens**: carrying tokens whose logit-lens top tokens "
-    f"contain it (an independent reading of the same activation). Left out as the fixed phrasing of "
+    f"contain it (an independent reading of the same activation). **z in** another channel: the same term's z "
+    f"there, same arms (empty: not over-represented). **review**: the latest decision on the term. Left out as the fixed phrasing of "
     f"{md_escape(against)}: {md_escape(', '.join(found.scaffolding[:12]) or 'nothing')}."
 )
 
@@ -106,13 +115,11 @@ st.markdown(
     f"{row['count_other']} of {found.n_docs_other} {md_escape(against)} documents; {row['transcripts']} transcripts; "
     f"visible in {row['visible']} of them."
 )
-others = [src for src in SOURCES if src != source]
-support = []
-for other in others:
-    check = _discover(s, str(s.url), data_version(s), campaign, arm=arm, against=against, source=other,
-                      positions=positions if other != "replies" else "all", top=200, include_low_fidelity=include_low)  # fmt: skip
-    standing = check.standing(term)
-    support.append(f"{SOURCE_LABELS[other]}: " + (f"z {standing['z']:.2f}" if standing else "not over-represented"))
+lead = listed.table[listed.table["term"] == term].iloc[0]
+support = [
+    f"{SOURCE_LABELS[o]}: " + (f"z {lead[f'z_{o}']:.2f}" if pd.notna(lead[f"z_{o}"]) else "not over-represented")
+    for o in listed.other_sources
+]
 st.caption("The same term in the other channels, same arms: " + md_escape("; ".join(support)) + ".")
 shown = pd.DataFrame({
     "transcript": carriers["transcript_id"], "position": carriers["position"], "tokens": carriers["group"],
@@ -123,3 +130,31 @@ st.dataframe(
     column_config={"FVE": st.column_config.NumberColumn(format="%.2f"),
                    "open": st.column_config.LinkColumn("transcript", display_text="open")},
 )  # fmt: skip
+
+
+st.subheader("Decision on this term", anchor=False)
+history = term_review_history(s, campaign)
+mine = history[(history["term"] == term) & (history["source"] == source) & (history["arm"] == arm)
+               & (history["against"] == against)] if not history.empty else history  # fmt: skip
+if lead["review_state"] == "open":
+    st.caption("No decision yet. Confirm it once the evidence above (explanations, their fidelity, the other "
+               "channels, the visible text) supports it; dismiss it when it is the text, the templates or noise.")  # fmt: skip
+else:
+    st.markdown(f"Current: **{md_escape(lead['review_state'])}** by {md_escape(lead['reviewer'])}: "
+                f"{md_escape(lead['review_reason'])}")  # fmt: skip
+reviewer = st.text_input("Reviewer name", key="reviewer", persist_state="session")
+decided = decision_form("term_decision", reason_key=f"reason_term_{term}", buttons="term_decide")
+if decided is not None:
+    decision, reason = decided
+    try:
+        add_term_review(s, campaign, term, source=source, arm=arm, against=against, author=reviewer or "",
+                        decision=decision, reason=reason)  # fmt: skip
+    except SpecError as error:
+        st.error(md_escape(str(error)), icon=":material/error:")
+    else:
+        st.session_state["flash"] = f"Recorded **{decision}** on term “{md_escape(term)}”."
+        st.rerun()
+if not mine.empty:
+    st.dataframe(mine.sort_values("created_at", ascending=False), hide_index=True, key="term_history",
+                 column_order=["created_at", "decision", "author", "reason"],
+                 column_config={"created_at": st.column_config.DatetimeColumn("when", format="YYYY-MM-DD HH:mm:ss")})  # fmt: skip

@@ -57,6 +57,10 @@ last.metric("still open", int((shown["review_state"] == "open").sum()) if len(sh
 def flag_table(rows: pd.DataFrame) -> None:
     if flags.empty:  # nothing was raised: say what the campaign judged and what that rules out
         no_flags_notice(cached.verdict_summary(s, campaign))
+        st.page_link(
+            "views/review.py", label="Review what discovery found without a theme", icon=":material/travel_explore:",
+            query_params={"campaign": campaign, "queue": "terms"},
+        )  # fmt: skip
         return
     if rows.empty:
         st.info(f"None of the {len(flags)} raised flags matches these filters: widen them in the sidebar.")
