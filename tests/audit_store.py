@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from audits.campaign_registry import register_campaign
 from audits.campaign_spec import campaign_from_dict
-from audits.review import add_review
+from audits.review import add_review, add_term_review
 from audits.runner import CampaignRunner
 from audits.store import SQLAExplanation, SQLAFlag, open_store, upgrade
 from tests.audits.test_runner import GIVEN, campaign
@@ -59,6 +59,10 @@ def build_audit_store(db: Path | str, tiny_dirs: dict[str, Path], taught_dir: Pa
         assert len(raised) >= 3
         add_review(store, raised[0], author="ann <b>", decision="confirm", reason="aware " + PAYLOADS[2])
         add_review(store, raised[1], author="bob", decision="dismiss", reason="noise")
+        for term, decision, reason in (("cat", "dismiss", "the prompt says it"), ("assistant", "follow_up",
+                                       "=HYPERLINK(\"http://x\")"), ("cat", "confirm", PAYLOADS[0])):  # fmt: skip
+            add_term_review(store, "xss", term, source="explanations", arm="main", against="control",
+                            author="ann", decision=decision, reason=reason)  # fmt: skip
     return db
 
 

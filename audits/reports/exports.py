@@ -1,4 +1,5 @@
-"""Analysis-ready exports of a campaign: flags, explanations, reviews or tokens as CSV, JSONL or
+"""Analysis-ready exports of a campaign: flags, explanations, reviews (of flags), term_reviews (of
+discovered terms) or tokens as CSV, JSONL or
 Parquet. Rows stream from the database in chunks (never a whole table in memory) and every column has
 a fixed name, type and meaning (:data:`COLUMNS`), so files from different campaigns concatenate.
 
@@ -30,6 +31,7 @@ from audits.store import (
     SQLAExplanation,
     SQLAFlag,
     SQLAReview,
+    SQLATermReview,
     SQLARun,
     SQLATokenPosition,
     SQLATranscript,
@@ -40,7 +42,7 @@ from audits.store import (
 from audits.themes.rates import campaign_id_of
 from nla.errors import InputError
 
-What = Literal["flags", "explanations", "reviews", "tokens"]
+What = Literal["flags", "explanations", "reviews", "term_reviews", "tokens"]
 Format = Literal["csv", "jsonl", "parquet"]
 CHUNK = 5_000
 
@@ -78,6 +80,13 @@ COLUMNS: dict[str, list[tuple[str, pa.DataType, str]]] = {
         ("variant_key", _STR, "scenario variant"), ("position", _INT, "token position"),
         ("author", _STR, "reviewer"), ("decision", _STR, "confirm, dismiss or follow_up"), ("reason", _STR, "why"),
         ("created_at", _TS, "when (UTC); the latest decision per flag is its state"),
+    ],
+    "term_reviews": [
+        ("review_id", _INT, "term review row id"), ("term", _STR, "the discovered term (lower-case words)"),
+        ("source", _STR, "documents it was discovered in: explanations, replies or logit-lens"),
+        ("arm", _STR, "the arm whose documents over-represent it"), ("against", _STR, "the comparison arm"),
+        ("author", _STR, "reviewer"), ("decision", _STR, "confirm, dismiss or follow_up"), ("reason", _STR, "why"),
+        ("created_at", _TS, "when (UTC); the latest decision per term and comparison is its state"),
     ],
     "tokens": [
         *_TOKEN, ("token_id", _INT, "vocabulary id"), ("in_content", _BOOL, "inside a message's content"),
@@ -150,6 +159,13 @@ def _query(what: What, campaign_id: int, scope: tuple[list[tuple[str, str]], int
             .join(SQLATokenPosition, SQLATokenPosition.id == SQLAFlag.token_position_id)
         )  # fmt: skip
         return _from_tokens(query, campaign_id).order_by(r.id)
+    if what == "term_reviews":
+        t = SQLATermReview
+        return (
+            select(t.id, t.term, t.source, t.arm, t.against, t.author, t.decision, t.reason, t.created_at)
+            .where(t.campaign_id == campaign_id)
+            .order_by(t.id)
+        )
     triage = (
         select(SQLATriageScore.token_position_id, func.max(SQLATriageScore.score).label("best"))
         .group_by(SQLATriageScore.token_position_id)

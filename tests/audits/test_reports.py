@@ -589,3 +589,15 @@ def test_lens_agreement_counts_whole_words_only() -> None:
     assert shared_words([reading], "A golden hint about the Moon's glow") == ["the", "moon"]
     assert shared_words([reading], "Gold, gold everywhere.") == ["gold"]
     assert shared_words([reading], None) == []
+
+
+def test_term_reviews_export_the_campaigns_decisions_with_formulas_defused(store, tmp_path: Path) -> None:
+    rows = [r for chunk in exports.stream_rows(store, "xss", "term_reviews") for r in chunk]
+    assert [(r["term"], r["decision"], r["arm"], r["against"]) for r in rows] == [
+        ("cat", "dismiss", "main", "control"), ("assistant", "follow_up", "main", "control"),
+        ("cat", "confirm", "main", "control"),
+    ]  # fmt: skip
+    path = tmp_path / "terms.csv"
+    exports.write_export(exports.stream_rows(store, "xss", "term_reviews"), "term_reviews", "csv", path)
+    reasons = list(pd.read_csv(path)["reason"])
+    assert reasons[1] == "'=HYPERLINK(\"http://x\")" and reasons[2] == "<script>alert('xss')</script>"

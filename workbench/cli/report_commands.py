@@ -76,7 +76,7 @@ def report(
 def export(
     name: str,
     format: Annotated[str, typer.Option("--format", help="csv, jsonl or parquet.")] = "csv",
-    what: Annotated[str, typer.Option(help="flags, explanations, reviews or tokens.")] = "flags",
+    what: Annotated[str, typer.Option(help="flags, explanations, reviews, term_reviews or tokens.")] = "flags",
     out: OutOpt = None,
     force: ForceOpt = False,
     db: DbOpt = "workbench.db",

@@ -1,5 +1,5 @@
 """Export: the campaign's audit report (HTML, Markdown or PDF) and analysis-ready data (flags,
-explanations, reviews or tokens as CSV, JSONL or Parquet), built on request and downloaded."""
+explanations, reviews, term reviews or tokens as CSV, JSONL or Parquet), built on request and downloaded."""
 
 from __future__ import annotations
 
