@@ -2,6 +2,7 @@
 organism was given, and does it beat what the visible text alone gives away?
 
     .venv/bin/python benchmarks/audit_game.py [--db /tmp/audit-game.db] [--organisms taboo-a ...] [--out results.json]
+    .venv/bin/python benchmarks/audit_game.py --markdown results.json [more.json ...]   # the README's table, no run
 
 The store is reused and resumable: a killed run picks up where it stopped.
 
@@ -195,6 +196,29 @@ def cell(value) -> str:
     return "-" if value is None else str(value)
 
 
+def _rate(value: dict | float | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1%} chance"
+    return str(Rate(value["k"], value["n"]))
+
+
+def markdown(paths: list[str]) -> str:
+    """One Markdown table over saved ``--out`` files: organism x channel x positions, the campaign-level
+    top-1 / top-5 hits, the per-transcript hit rate and the false-alarm rate (no term is printed: the
+    top terms of a hit name the key)."""
+    lines = ["| organism | channel | tokens | key top-1 / top-5 (campaign) | per transcript: key in its top 5 | "
+             "false alarms (base transcripts) |", "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for path in paths:
+        for r in json.loads(Path(path).read_text())["rows"]:
+            top = (f"{r['top1']:.1%} / {r['top5']:.1%} chance" if r["channel"] == "random"
+                   else f"{cell(r['top1'])} / {cell(r['top5'])}")  # fmt: skip
+            lines.append(f"| {r['organism']} | {r['channel']} | {r['positions']} | {top} | "
+                         f"{_rate(r['per_transcript'])} | {_rate(r['false_alarm'])} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -205,7 +229,11 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2)
     parser.add_argument("--checkpoint", default="default")
     parser.add_argument("--out", help="also write the rows as JSON here")
+    parser.add_argument("--markdown", nargs="+", metavar="JSON", help="print saved --out files as one Markdown table")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(args.markdown))
+        return
     names = args.organisms or [o.name for o in list_organisms()]
     library = load_library()
     upgrade(args.db)

@@ -27,7 +27,7 @@ from sqlalchemy import MetaData, create_engine, select
 
 from audits.campaign_registry import register_campaign
 from audits.campaign_spec import campaign_from_dict, load_campaign, load_campaign_text
-from audits.review import add_review
+from audits.review import add_review, add_term_review
 from audits.runner import CampaignRunner
 from audits.scenario_library import load_library
 from audits.store import open_store, upgrade
@@ -525,6 +525,11 @@ CASES = [
         ("source 'tokens': choose one of explanations, replies, logit-lens",),
     ),  # fmt: skip
     Case(
+        "review-terms-unknown-campaign",
+        ("review", "terms", "nope", "--db", "store.db"),
+        ("no campaign named 'nope' in store.db; known: probe",),
+    ),
+    Case(
         "report-unknown-campaign",
         ("report", "nope", "--format", "md", "--db", "store.db"),
         ("no campaign named 'nope' in store.db; known: probe",),
@@ -849,6 +854,8 @@ def pg_template(
         assert CampaignRunner(store, "ran", {}).run().status == "completed"
         raised = flag_frame(store, "ran", raised_only=True)["flag_id"]
         add_review(store, int(raised.iloc[0]), author="ann", decision="confirm", reason="aware")
+        add_term_review(store, "ran", "cue", source="explanations", arm="main", against="control", author="ann",
+                        decision="dismiss", reason="the prompt says it")  # fmt: skip
     (nla / "ar" / "value_head.safetensors").unlink()
     empty = sorted(name for name, rows in pg_rows(url).items() if not rows)
     assert empty == ["run_leases"], empty  # a lease exists only while a run is live

@@ -6,6 +6,8 @@ disagree. The faces (``workbench.dashboard``, ``audits.reports``) only present w
   run wrote them); the fidelity of those explanations; the campaigns table.
 - :mod:`audits.read_model.flags`: raised flags with their review state, flag rates and what a cell of a
   given size can detect, the verdict counts behind an empty result.
+- :mod:`audits.read_model.leads`: discovered terms as leads to review: a discovery table with each term's
+  standing in the other channels (visible replies, logit lens) and its review state.
 - :mod:`audits.read_model.transcripts`: transcripts, messages, tokens with their scores, explanation
   samples with detector scores and thresholds, and the evidence (excerpt and samples) behind a flag.
 

@@ -184,3 +184,12 @@ def test_demo_campaign_on_the_embedded_model(tmp_path: Path) -> None:
     assert status.variants == sum(status.transcripts.values()) > 8
     assert status.explained == status.expected_explanations > 0
     assert not status.untrained and [r[1] for r in status.runs] == ["completed"]  # the bundled NLA
+    from audits.read_model.leads import leads
+
+    with open_store(str(tmp_path / "demo.db")) as store:  # the organism campaign opens Review on its leads
+        organism = campaign_status(store, "taboo-demo", load_library())
+        found = leads(store, "taboo-demo")
+    assert [r[1] for r in organism.runs] == ["completed"] and organism.explained == organism.expected_explanations
+    assert (found.discovery.arm, found.discovery.against) == ("organism", "base-reads-organism")
+    assert len(found.open_terms()) > 0, found.discovery.empty_reason
+    assert "review term taboo-demo" in done.stdout
