@@ -54,8 +54,8 @@ def test_terminal_safe_shows_every_control_character() -> None:
 def test_ctrl_c_during_a_run_exits_130_and_the_run_resumes(tiny_dirs, tiny_init_dirs, tmp_path: Path) -> None:
     slow = campaign(
         tiny_dirs, tiny_init_dirs, tokens={"max_per_transcript": 12}, nla={"batch_size": 1},
-        sampling={"max_new_tokens": 16},
-    )  # fmt: skip
+        sampling={"max_new_tokens": 24, "samples": 4},
+    )  # fmt: skip  # enough work that an idle machine cannot finish it between the first row and the SIGINT
     (tmp_path / "probe.yaml").write_text(yaml.safe_dump(slow))
     db = str(tmp_path / "store.db")
     upgrade(db)
