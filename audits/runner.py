@@ -125,6 +125,32 @@ class FreshModels:
         return load_nla(checkpoint, target_ref=target_ref, layer=layer, **opts)
 
 
+class LoadedOnce(FreshModels):
+    """Loads each distinct model once and keeps it for the life of this object: one process that runs
+    several campaigns in turn (``nla-workbench demo``) loads a target or an NLA they share only once.
+    Each (model, adapter) is its own instance, so an adapter never lands on a base another arm uses."""
+
+    def __init__(self) -> None:
+        self._targets: dict[str, Target] = {}
+        self._nlas: dict[str, NLA] = {}
+
+    def target(self, ref: str, *, adapter: str | None = None, **opts) -> Target:
+        key = json_key({"ref": ref, "adapter": None if adapter is None else str(adapter), **_keyed(opts)})
+        if key not in self._targets:
+            self._targets[key] = super().target(ref, adapter=adapter, **opts)
+        return self._targets[key]
+
+    def nla(self, checkpoint: str, *, target_ref: str, layer: int | None, **opts) -> NLA:
+        key = json_key({"checkpoint": checkpoint, "target": target_ref, "layer": layer, **_keyed(opts)})
+        if key not in self._nlas:
+            self._nlas[key] = super().nla(checkpoint, target_ref=target_ref, layer=layer, **opts)
+        return self._nlas[key]
+
+
+def _keyed(opts: dict) -> dict[str, str]:
+    return {k: str(v) for k, v in sorted(opts.items())}
+
+
 def arm_targets(spec: CampaignSpec, opts: dict, models: ModelSource | None = None) -> dict[str, Target]:
     """The loaded target of every arm (``""`` for a single-target campaign): ``organism:<name>`` resolved
     to its base and adapter, each distinct (model, adapter) loaded once."""

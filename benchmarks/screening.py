@@ -126,8 +126,8 @@ def replay(
     """Recall over K of ``strategy`` (``directions``, ``distilled`` or ``lens``) on an exhaustive campaign."""
     frame = tokens.frame
     job = theme_job(store, campaign, spec)
+    directions = theme_directions(target, nla, job.themes) if job else []  # the one-time setup: timed apart
     began = time.perf_counter()
-    directions = theme_directions(target, nla, job.themes) if job else []
     in_sample = np.zeros(len(frame), bool)
     report: list[dict] = []
     if strategy == "directions":
@@ -169,6 +169,22 @@ def replay(
             chosen[idx[top]] = True
         points.append((k, float(chosen.mean()), int((chosen & positive).sum()), int(positive.sum())))
     return Curve(strategy, points, seconds, report)
+
+
+def directions_setup_seconds(store: Store, campaign: str, spec: CampaignSpec, target, nla) -> float:
+    """Seconds the campaign's theme directions take to compute once (uncached): the runner pays them per
+    run whatever the strategy, since it stores every token's triage score."""
+    from audits.themes.triage import theme_probe
+    from nla.reference import reference_vectors
+    from nla.triage import probe_directions
+
+    job = theme_job(store, campaign, spec)
+    if not job:
+        return 0.0
+    began = time.perf_counter()
+    reference = reference_vectors(target.model, target.tokenizer, nla.meta.layer)
+    probe_directions(nla.ar.reconstruct, [theme_probe(t) for t in job.themes], reference, nla.meta.mse_scale)
+    return time.perf_counter() - began
 
 
 def interval(found: int, total: int) -> str:

@@ -8,10 +8,10 @@ each K gives and a random-selection baseline, and the recall at the K that gives
 (target >= 0.9). Run it with::
 
     .venv/bin/python benchmarks/triage.py [--db triage-bench.db] [--checkpoint default]
-    .venv/bin/python benchmarks/triage.py --strategies directions distilled lens [--organism taboo-a]
+    .venv/bin/python benchmarks/triage.py --strategies directions distilled lens [--organism taboo-a taboo-b ...]
 
 With ``--strategies`` it also replays the screened strategies (``benchmarks/screening.py``) on the same
-exhaustive campaign, and with ``--organism`` on an exhaustive organism-against-base campaign too, where what
+exhaustive campaign, and with ``--organism`` on an exhaustive organism-against-base campaign per organism too, where what
 must be kept is the organism's tokens whose explanations name an answer-key term. Each strategy gets its
 recall curve over the verbalized fraction (its training sample included), the recall at the 10x point with
 a Wilson interval against the random baseline, and its screening cost per token against verbalizing one.
@@ -224,12 +224,18 @@ def strategy_table(
     store: Store, campaign: str, spec: CampaignSpec, positives: dict[str, set[int]], args
 ) -> None:
     """Replay each strategy and print its recall at the 10x point and its curve."""
-    from benchmarks.screening import campaign_tokens, interval, replay
+    from benchmarks.screening import campaign_tokens, directions_setup_seconds, interval, replay
 
     tokens = campaign_tokens(store, campaign)
     target = load_target(spec.control() and spec.arms[spec.control()].model or spec.target.model)
     nla = load_nla(spec.nla.checkpoint, target_ref=target.ref, layer=spec.nla.layer)
     verbalize = costs(store, campaign, spec.nla.checkpoint)[0] if spec.themes else float("nan")
+    setup = directions_setup_seconds(store, campaign, spec, target, nla) / max(len(tokens.frame), 1)
+    console.print(
+        f"{campaign}: the one-time theme directions cost {setup * 1e3:.2f} ms per token over its "
+        f"{len(tokens.frame)} tokens; each strategy's screening cost below includes it (the runner pays it "
+        "whatever the strategy)"
+    )
     table = Table("positives", "strategy", "K", "verbalized", "recall at the 10x point", "random", "screening cost",
                   title=f"{campaign}: {len(tokens.frame)} tokens, sample {args.sample:.0%}")  # fmt: skip
     for label, found in positives.items():
@@ -244,11 +250,11 @@ def strategy_table(
                 table.add_row(label, strategy, "-", "-", "no K saves 10x", "-", "-")
                 continue
             k, fraction, hit, total = point
-            ratio = (
-                f"1/{verbalize / curve.screening_seconds_per_token:,.0f}" if verbalize == verbalize else "-"
-            )
+            cost = curve.screening_seconds_per_token + setup
+            ratio = f"1/{verbalize / cost:,.0f}" if verbalize == verbalize else "-"
             table.add_row(label, strategy, str(k), f"{fraction:.1%}", interval(hit, total), f"{fraction:.2f}",
-                          f"{curve.screening_seconds_per_token * 1e3:.2f} ms/token ({ratio})")  # fmt: skip
+                          f"{curve.screening_seconds_per_token * 1e3:.2f} + {setup * 1e3:.2f} setup ms/token "
+                          f"({ratio})")  # fmt: skip
             console.print(
                 f"{label} / {strategy}: "
                 + ", ".join(f"K={k} {f:.0%}->{h / t:.2f}" for k, f, h, t in curve.points[::2])
@@ -269,7 +275,10 @@ def main() -> None:
     parser.add_argument("--strategies", nargs="*", default=[], help="also replay: directions distilled lens")
     parser.add_argument("--sample", type=float, default=0.04, help="screened strategies' sample share")
     parser.add_argument("--max-k", type=int, default=20)
-    parser.add_argument("--organism", help="also an exhaustive organism-against-base campaign (e.g. taboo-a)")
+    parser.add_argument(
+        "--organism", nargs="*", default=[],
+        help="also an exhaustive organism-against-base campaign for each (e.g. taboo-a taboo-b)",
+    )  # fmt: skip
     parser.add_argument("--requests", type=int, default=12, help="organism campaign: requests per arm")
     args = parser.parse_args()
     name = run_exhaustive(args.db, args.checkpoint)
@@ -326,11 +335,9 @@ def replay_strategies(args: argparse.Namespace, name: str) -> None:
         positives = {"raised flags (any theme)": set(flags["token_position_id"])}
         positives |= {f"raised {t}": set(g["token_position_id"]) for t, g in flags.groupby("theme_id")}
         strategy_table(store, name, spec, positives, args)
-    if args.organism:
-        organism_name, organism_spec = run_exhaustive_organism(
-            args.db, args.organism, args.requests, args.checkpoint
-        )
-        key = load_answer_key(args.organism)
+    for organism in args.organism:
+        organism_name, organism_spec = run_exhaustive_organism(args.db, organism, args.requests, args.checkpoint)
+        key = load_answer_key(organism)
         keys = {t.lower() for t in key.terms} | ({key.taboo.word, *key.taboo.forms} if key.taboo else set())
         with open_store(args.db) as store:
             found = key_positives(store, organism_name, keys, "organism")

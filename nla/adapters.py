@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -82,13 +85,24 @@ def target_identity(model_ref: str, adapter: Adapter | None) -> str:
     return model_ref if adapter is None else f"{model_ref}+adapter:{adapter.short}"
 
 
+@contextmanager
+def quiet_peft() -> Iterator[None]:
+    """Loading a peft adapter without the FutureWarning peft's own ``PeftModel.__init__`` triggers in
+    transformers (``is_gradient_checkpointing``): it is about peft's code, not the user's, and says nothing
+    a user can act on. Every other warning still shows."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
+
+
 def apply_adapter(model: PreTrainedModel, adapter: Adapter, *, merge: bool = True) -> PreTrainedModel:
     """The base ``model`` with ``adapter`` loaded on it: merged into the weights (one plain model, as
     fast as the base), or kept as separate peft modules."""
     from peft import PeftModel
 
     try:
-        peft_model = PeftModel.from_pretrained(model, str(adapter.path), is_trainable=False)
+        with quiet_peft():
+            peft_model = PeftModel.from_pretrained(model, str(adapter.path), is_trainable=False)
     except (ValueError, RuntimeError, KeyError) as exc:  # shapes or module names that do not fit
         raise ModelResolutionError(f"adapter {adapter.ref!r} does not fit this base model: {exc}") from exc
     return (peft_model.merge_and_unload() if merge else peft_model).eval()

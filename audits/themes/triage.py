@@ -29,12 +29,15 @@ process that keeps its models loaded between runs (the dashboard's Explore) comp
 
 def theme_directions(target: Target, nla: NLA, themes: Sequence[Theme]) -> list[ProbeDirection]:
     """One direction per theme in the NLA's activation space, z-scored on reference activations of
-    the target at the NLA's layer; computed once per loaded target, NLA checkpoint and theme contents."""
-    key = tuple((t.key, t.content_hash()) for t in themes)
+    the target at the NLA's layer; computed once per loaded target, NLA checkpoint and theme contents
+    (a second campaign in the same process computes only the themes the first did not have)."""
     kept = _KEPT.setdefault(target.model, weakref.WeakKeyDictionary()).setdefault(nla.ar, {})
-    if key not in kept:
+    keys = [(t.key, t.content_hash()) for t in themes]
+    missing = [t for t, key in zip(themes, keys, strict=True) if key not in kept]
+    if missing:
         reference = reference_vectors(target.model, target.tokenizer, nla.meta.layer)
-        kept[key] = probe_directions(
-            nla.ar.reconstruct, [theme_probe(t) for t in themes], reference, nla.meta.mse_scale
+        found = probe_directions(
+            nla.ar.reconstruct, [theme_probe(t) for t in missing], reference, nla.meta.mse_scale
         )
-    return kept[key]
+        kept.update({(t.key, t.content_hash()): d for t, d in zip(missing, found, strict=True)})
+    return [kept[key] for key in keys]

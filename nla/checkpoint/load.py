@@ -14,6 +14,7 @@ from torch import nn
 from transformers import AutoConfig, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
+from nla.adapters import quiet_peft
 from nla.checkpoint.bundled import DEFAULT, resolve_default
 from nla.checkpoint.layout import (
     ADAPTER_CONFIG,
@@ -151,7 +152,8 @@ def _load_half(
     finally:
         hf_logging.set_verbosity(verbosity)
     if (directory / ADAPTER_CONFIG).is_file():
-        model = PeftModel.from_pretrained(model, directory).merge_and_unload().eval()
+        with quiet_peft():
+            model = PeftModel.from_pretrained(model, directory).merge_and_unload().eval()
     return model, load_tokenizer(source, trust_remote_code=opts["trust_remote_code"])
 
 

@@ -197,3 +197,58 @@ def test_the_default_control_arm_is_a_plain_model(tiny_dirs, tiny_init_dirs, lor
     assert campaign_from_dict(data, {}).control() == "base-reads-tuned"
     data["control_arm"] = "tuned"
     assert campaign_from_dict(data, {}).control() == "tuned"
+
+
+def _stored(store) -> list[tuple]:
+    """Every explanation of the store, by campaign, arm text and token, with its vector's exact bytes."""
+    from audits.store import SQLACampaign
+
+    with store.session() as s:
+        return sorted(
+            s.execute(
+                select(SQLACampaign.name, SQLAVariant.variant_key, SQLATokenPosition.position,
+                       SQLAActivation.vector, SQLAExplanation.sample_index, SQLAExplanation.text)
+                .join(SQLAActivation, SQLAActivation.campaign_id == SQLACampaign.id)
+                .join(SQLATokenPosition, SQLATokenPosition.id == SQLAActivation.token_position_id)
+                .join(SQLATranscript, SQLATranscript.id == SQLATokenPosition.transcript_id)
+                .join(SQLAVariant, SQLAVariant.id == SQLATranscript.variant_id)
+                .join(SQLAExplanation, SQLAExplanation.activation_key == SQLAActivation.activation_key)
+            ).all()
+        )  # fmt: skip
+
+
+def test_runs_sharing_loaded_models_store_what_fresh_runs_store(tiny_dirs, tiny_init_dirs, lora_dir, tmp_path):
+    """``nla-workbench demo``'s two campaigns share one ``LoadedOnce``: a plain campaign on the base, then an
+    arms campaign whose fine-tune is the base plus an adapter. Each distinct model loads once, the adapter
+    never lands on the base the other campaign (and arm) uses, and the store holds exactly what two fresh
+    processes store."""
+    from audits.runner import FreshModels, LoadedOnce
+
+    plain = campaign_from_dict(campaign(tiny_dirs, tiny_init_dirs, name="plain", scenarios={"inline": [SCENARIO]}), {})
+    arms = campaign_from_dict(arms_campaign(tiny_dirs, tiny_init_dirs, lora_dir), {})
+
+    class Counting(LoadedOnce):
+        loads: list[str] = []
+
+        def target(self, ref, *, adapter=None, **opts):
+            before = len(self._targets)
+            out = super().target(ref, adapter=adapter, **opts)
+            self.loads += ["target"] * (len(self._targets) - before)
+            return out
+
+    stores, one = {}, Counting()
+    for name, source in (("fresh", FreshModels), ("shared", lambda: one)):
+        url = f"sqlite:///{tmp_path / name}.db"
+        upgrade(url)
+        with open_store(url) as store:
+            for spec in (plain, arms):
+                register_campaign(store, spec)
+                assert CampaignRunner(store, spec.name, {}, models=source()).run().status == "completed"
+            stores[name] = _stored(store)
+    assert Counting.loads == ["target", "target"]  # the base once (both campaigns), the fine-tune once
+    assert stores["shared"] == stores["fresh"] and len(stores["fresh"]) > 0
+    shared = Counting()
+    base, tuned = shared.target(str(tiny_dirs["llama"])), shared.target(str(tiny_dirs["llama"]), adapter=str(lora_dir))
+    assert base is shared.target(str(tiny_dirs["llama"])) and tuned.model is not base.model
+    nla = shared.nla(str(tiny_init_dirs["llama"]), target_ref=str(tiny_dirs["llama"]), layer=None)
+    assert nla is shared.nla(str(tiny_init_dirs["llama"]), target_ref=str(tiny_dirs["llama"]), layer=None)

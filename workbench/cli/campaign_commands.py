@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import pandas as pd
 import typer
@@ -25,6 +25,9 @@ from audits.variants import expand_variants
 from nla.errors import InputError
 from workbench.cli.progress import Interrupted, progress_bar
 from workbench.cli.text import terminal_safe
+
+if TYPE_CHECKING:
+    from audits.runner import ModelSource
 
 campaign_app = typer.Typer(no_args_is_help=True, help="Create, run and inspect audit campaigns.")
 console = Console()
@@ -73,14 +76,27 @@ def run(
     ] = None,
 ) -> None:
     """Run (or resume) a campaign: only missing work is done."""
+    run_campaign(name, db, executor, address, actors)
+
+
+def run_campaign(
+    name: str,
+    db: str,
+    executor: str = "in-process",
+    address: str | None = None,
+    actors: int | None = None,
+    models: ModelSource | None = None,
+) -> None:
+    """``campaign run``'s work; ``models`` lets several runs in one process share their loaded models."""
     from audits.runner import CampaignRunner  # torch and the models: loaded only to run
     from nla.executors import make_executor
 
     try:
         with open_store(db) as store, make_executor(executor, address, actors) as pool:
             runner = CampaignRunner(
-                store, name, load_library(), stage=lambda stage: progress_bar(err, stage), executor=pool
-            )
+                store, name, load_library(), stage=lambda stage: progress_bar(err, stage), executor=pool,
+                models=models,
+            )  # fmt: skip
             result = runner.run()
             console.print(f"run {result.run_id} {result.status}: {result.new_explanations} new explanations")
             print_status(campaign_status(store, name, load_library()))
@@ -297,9 +313,12 @@ def demo(
     with open_store(db) as store:
         for each in specs:
             register_campaign(store, each)
+    from audits.runner import LoadedOnce  # torch and the models: loaded only to run
+
+    models = LoadedOnce()  # the organism campaign's base arm and NLA are the starter's: loaded once
     for each in specs:
         console.print(Text(f"campaign {each.name}: {each.description}", style="bold"))
-        run(each.name, db)
+        run_campaign(each.name, db, models=models)
     where = display_name(db) if "://" in db else str(Path(db).resolve())
     db = display_name(db)  # from here on only shown: never print a credential
     lines = [("\ndemo store: ", "bold"), where, f"\nnext: nla-workbench dashboard --db {db}"]
