@@ -36,12 +36,16 @@ corpus:
 	@test -d /usr/share/games/fortunes || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fortunes >/dev/null)
 
-# Retrain the bundled SmolLM2 layer-20 NLA from scratch on this CPU (about 1.7 h on 2 cores; every stage
-# resumes when re-run), then export it with its model card into the package.
+# Retrain the bundled SmolLM2 layer-20 NLA from scratch on this CPU (the shipped one recorded 2.5 h on a
+# shared 2-core CPU; its datagen alone takes 13 min idle; every stage resumes when re-run), then export it
+# with its model card into the package. TEACHER=heuristic-lens and DATAGEN_OPTS="--audit-docs 300 ..."
+# select the levers README's "Toward NLA v2" measures.
 RUN ?= runs/smol
+TEACHER ?= heuristic
+DATAGEN_OPTS ?=
 bundled-nla: setup corpus
-	$(BIN)/nla-workbench train datagen --out $(RUN) --target embedded:smollm2-135m-instruct --layer 20
-	$(BIN)/nla-workbench train explain $(RUN) --teacher heuristic
+	$(BIN)/nla-workbench train datagen --out $(RUN) --target embedded:smollm2-135m-instruct --layer 20 $(DATAGEN_OPTS)
+	$(BIN)/nla-workbench train explain $(RUN) --teacher $(TEACHER)
 	$(BIN)/nla-workbench train ar-sft $(RUN)
 	$(BIN)/nla-workbench train av-sft $(RUN)
 	$(BIN)/nla-workbench train eval $(RUN) --stage sft

@@ -229,7 +229,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2)
     parser.add_argument("--checkpoint", default="default")
     parser.add_argument("--out", help="also write the rows as JSON here")
-    parser.add_argument("--markdown", nargs="+", metavar="JSON", help="print saved --out files as one Markdown table")
+    parser.add_argument(
+        "--markdown", nargs="+", metavar="JSON", help="print saved --out files as one Markdown table"
+    )
     args = parser.parse_args()
     if args.markdown:
         print(markdown(args.markdown))

@@ -336,7 +336,9 @@ def replay_strategies(args: argparse.Namespace, name: str) -> None:
         positives |= {f"raised {t}": set(g["token_position_id"]) for t, g in flags.groupby("theme_id")}
         strategy_table(store, name, spec, positives, args)
     for organism in args.organism:
-        organism_name, organism_spec = run_exhaustive_organism(args.db, organism, args.requests, args.checkpoint)
+        organism_name, organism_spec = run_exhaustive_organism(
+            args.db, organism, args.requests, args.checkpoint
+        )
         key = load_answer_key(organism)
         keys = {t.lower() for t in key.terms} | ({key.taboo.word, *key.taboo.forms} if key.taboo else set())
         with open_store(args.db) as store:

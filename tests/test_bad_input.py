@@ -630,6 +630,12 @@ CASES = [
         ("--corpus nope.jsonl: no such file or directory",),
     ),
     Case(
+        "train-held-out-of-not-a-run",
+        (*DATAGEN, "--corpus", "c.txt", "--held-out-of", "elsewhere"),
+        ("--held-out-of elsewhere: not a training run with an eval split",),
+        {"c.txt": "the cat sat on the mat"},
+    ),
+    Case(
         "train-layer-out-of-range",
         (*DATAGEN, "--corpus", "c.txt", "--layer", "9"),
         ("layer 9 is out of range: the model has decoder blocks 0..3",),

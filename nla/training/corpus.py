@@ -65,10 +65,19 @@ class Document:
     messages: list[dict[str, str]] = field(default_factory=list)
 
 
-def load_corpus(spec: str, *, prose_docs: int, chat_docs: int, seed: int) -> list[Document]:
-    """The documents named by ``spec`` (``builtin`` or a path), in a fixed order."""
+def load_corpus(
+    spec: str, *, prose_docs: int, chat_docs: int, seed: int, audit_docs: int = 0
+) -> list[Document]:
+    """The documents named by ``spec`` (``builtin`` or a path), in a fixed order; the built-in
+    corpus's audit-style chats come last, so adding them leaves the other documents' order alone."""
     if spec == BUILTIN:
-        return builtin_prose(prose_docs, seed) + builtin_chats(chat_docs, seed)
+        from nla.training.audit_chats import audit_chats
+
+        return (
+            builtin_prose(prose_docs, seed)
+            + builtin_chats(chat_docs, seed)
+            + audit_chats(audit_docs, seed, "train")
+        )
     return user_corpus(Path(spec))
 
 

@@ -23,8 +23,9 @@ from nla.activations import check_layer, tokenize_transcript
 from nla.checkpoint.init import init_nla
 from nla.errors import NLAError
 from nla.pipeline import load_target
+from nla.training.audit_chats import audit_chats
 from nla.training.corpus import Document, load_corpus
-from nla.training.run import SPLITS, RunDir, RunSettings
+from nla.training.run import ALL_SPLITS, AUDIT_EVAL, SPLITS, RunDir, RunSettings
 from nla.training.tables import read_sidecar, read_table, write_table
 from nla.transcript import transcript_from_messages
 
@@ -36,8 +37,10 @@ def run_datagen(
 ) -> dict[str, int]:
     """Generate (or finish generating) the run's activation splits; rows per split."""
     docs = load_corpus(
-        settings.corpus, prose_docs=settings.prose_docs, chat_docs=settings.chat_docs, seed=settings.seed
-    )
+        settings.corpus, prose_docs=settings.prose_docs, chat_docs=settings.chat_docs, seed=settings.seed,
+        audit_docs=settings.audit_docs,
+    )  # fmt: skip
+    docs = [d for d in docs if d.doc_id not in others_held_out(settings)]
     if not docs:
         raise NLAError(f"--corpus {settings.corpus}: no documents to sample from")
     target = load_target(settings.target)
@@ -45,7 +48,11 @@ def run_datagen(
     run.write_settings(settings)  # only once the inputs are known to be usable
     if not run.init.is_dir():
         init_nla(settings.target, settings.layer, run.init)
-    chunks = [docs[i : i + chunk_docs] for i in range(0, len(docs), chunk_docs)]
+    held_out = held_out_audit_chats(settings)
+    # the held-out audit chats are chunked on their own, after the corpus, so a run made before they
+    # existed keeps its chunks and only gains theirs
+    chunks = [part[i : i + chunk_docs] for part in (docs, held_out) for i in range(0, len(part), chunk_docs)]
+    docs = docs + held_out
     done = [i for i in range(len(chunks)) if _chunk_path(run, i).is_file()]
     bar = tqdm(
         total=len(docs),
@@ -67,6 +74,24 @@ def run_datagen(
         bar.update(len(chunk))
     bar.close()
     return _write_splits(run, settings, len(chunks))
+
+
+def others_held_out(settings: RunSettings) -> set[str]:
+    """The documents of ``settings.held_out_of``'s ``eval`` split (empty when none is named)."""
+    if settings.held_out_of is None:
+        return set()
+    other = RunDir(Path(settings.held_out_of))
+    if not other.has_split("eval"):
+        raise NLAError(
+            f"--held-out-of {settings.held_out_of}: not a training run with an eval split "
+            "(run `nla-workbench train datagen` there first)"
+        )
+    return set(read_table(other.split("eval"))[0]["doc_id"])
+
+
+def held_out_audit_chats(settings: RunSettings) -> list[Document]:
+    """The run's ``eval_audit`` documents: held-out audit-style chats, never in a training split."""
+    return audit_chats(settings.audit_eval_docs, settings.seed, "heldout")
 
 
 def _chunk_path(run: RunDir, index: int) -> Path:
@@ -194,16 +219,23 @@ def _write_splits(run: RunDir, settings: RunSettings, n_chunks: int) -> dict[str
     seconds = sum(read_sidecar(_chunk_path(run, i))["inputs"].get("seconds", 0.0) for i in range(n_chunks))
     frame = pd.concat([p[0] for p in parts], ignore_index=True)
     vectors = np.concatenate([p[1] for p in parts if p[1] is not None])
-    assignment = split_documents(sorted(frame["doc_id"].unique()), settings.split_fractions, settings.seed)
+    held_out = {d.doc_id for d in held_out_audit_chats(settings)}
+    corpus_ids = sorted(set(frame["doc_id"].unique()) - held_out)
+    assignment = split_documents(corpus_ids, settings.split_fractions, settings.seed)
+    assignment.update(dict.fromkeys(held_out, AUDIT_EVAL))
     frame["split"] = frame["doc_id"].map(assignment)
     counts = {}
-    for name in SPLITS:
+    for name in ALL_SPLITS:
         keep = (frame["split"] == name).to_numpy()
+        if name == AUDIT_EVAL and not keep.any():
+            continue  # no held-out audit chats asked for
         inputs = {
             "settings": settings.model_dump(mode="json"),
             "chunks": n_chunks,
             "datagen_seconds": round(seconds, 1),
-            "chunk_seconds": [read_sidecar(_chunk_path(run, i))["inputs"].get("seconds") for i in range(n_chunks)],
+            "chunk_seconds": [
+                read_sidecar(_chunk_path(run, i))["inputs"].get("seconds") for i in range(n_chunks)
+            ],
             "documents": int(frame[keep]["doc_id"].nunique()),
         }
         write_table(

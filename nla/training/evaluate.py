@@ -1,7 +1,11 @@
 """``train eval``: held-out round-trip reconstruction of the assembled NLA, against controls.
 
 Round trip: eval vector -> AV explanation -> AR prediction, scored with FVE (1 - mse / B, B the
-variance of sqrt(d)-normalised *training* vectors around their mean) and cos. Controls, on the same
+variance of sqrt(d)-normalised *training* vectors around their mean) and cos, on each held-out split:
+the corpus's held-out documents (``eval``) and the held-out audit-style chats (``eval_audit``, roles and
+tasks no training chat has). Beside FVE, **content recall** (``content_recall``): the share of
+explanations that name a content word of their source's last tokens, for the round trip, the shuffled
+control and the teacher. Controls, on the same
 rows: a shuffled vector into the AV (explanations of the wrong activation), an empty explanation into
 the AR, and predicting the training mean. The teacher's own explanation into the AR is shown as the
 warm start's ceiling. Ten examples are written side by side with their source text.
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 
 import numpy as np
@@ -20,11 +25,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
 from nla.checkpoint import load_nla
+from nla.errors import NLAError
 from nla.metrics import normalise, score
 from nla.parsing import parse_explanation
 from nla.sampling import SamplingParams
 from nla.training.assemble import assemble, latest
-from nla.training.run import RunDir
+from nla.training.content_recall import TAIL_TOKENS, recalls_content, scaffolding, source_tail
+from nla.training.run import EVAL_SPLITS, RunDir
 from nla.training.stage import derangement, training_baseline, training_vectors
 from nla.training.tables import read_table, write_table
 from nla.verbalizer import Verbalizer
@@ -48,19 +55,73 @@ class EvalConfig(BaseModel):
     """Seeds the sample of rows and the shuffled control."""
 
 
-def run_eval(run: RunDir, config: EvalConfig, which: str = "latest", *, show_progress: bool = True) -> dict:
-    """Evaluate the run's NLA at stage ``which`` (sft, rl, latest); the results."""
-    which = latest(run) if which == "latest" else which
+def run_eval(
+    run: RunDir,
+    config: EvalConfig,
+    which: str = "latest",
+    *,
+    nla_ref: str | None = None,
+    show_progress: bool = True,
+) -> dict:
+    """Evaluate the run's NLA at stage ``which`` (sft, rl, latest), or the NLA ``nla_ref`` (a path or
+    a bundled name, e.g. to compare an older NLA on the same held-out data), on every held-out split the
+    run has; the results of the corpus split with the audit split's under ``audit``."""
     began = time.perf_counter()
     out = run.stage(STAGE)
-    nla = load_nla(str(assemble(run, out / f"nla-{which}", which)))
-    frame, vectors = read_table(run.explained("eval"))
+    if nla_ref is None:
+        which = latest(run) if which == "latest" else which
+        source = str(assemble(run, out / f"nla-{which}", which))
+    else:
+        which, source = "nla-" + _slug(nla_ref), nla_ref
+    settings = run.settings()
+    nla = load_nla(source, target_ref=settings.target, layer=settings.layer)
+    if nla.meta.layer != settings.layer or nla.meta.d_model != training_vectors(run).shape[1]:
+        raise NLAError(
+            f"--nla {nla_ref}: it reads layer {nla.meta.layer} (d={nla.meta.d_model}), but run {run.root} "
+            f"holds layer {settings.layer} activations of {settings.target}"
+        )
+    baseline = training_baseline(run)
+    scaffold = scaffolding(read_table(run.explained("av_sft"))[0]["explanation"])
+    results = {"seconds": 0.0, "stage": which, "nla": source}
+    for split in (s for s in EVAL_SPLITS if run.has_split(s)):
+        if not run.explained(split).is_file():
+            raise NLAError(
+                f"{run.root}: split {split} has no teacher explanations: run `nla-workbench train explain {run.root}`"
+            )
+        label = which if split == "eval" else f"{which}_{split}"
+        scores = _evaluate_split(run, nla, split, label, config, baseline, scaffold, show_progress)
+        if split == "eval":
+            results.update(scores)
+        else:
+            results["audit"] = scores
+    results["seconds"] = round(time.perf_counter() - began, 1)
+    (out / f"{which}.json").write_text(json.dumps(results, indent=2))
+    return results
+
+
+def _slug(ref: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", ref.rstrip("/").rsplit("/", 1)[-1]) or "nla"
+
+
+def _evaluate_split(
+    run: RunDir,
+    nla,
+    split: str,
+    label: str,
+    config: EvalConfig,
+    baseline: float,
+    scaffold: set[str],
+    show_progress: bool,
+) -> dict:
+    """Round trip, controls and content recall on a seeded sample of one held-out split."""
+    out = run.stage(STAGE)
+    frame, vectors = read_table(run.explained(split))
     rows = np.sort(np.random.default_rng(config.seed).permutation(len(frame))[: config.vectors])
     frame, gold = frame.iloc[rows].reset_index(drop=True), torch.from_numpy(vectors[rows])
-    n, baseline = len(frame), training_baseline(run)
+    n = len(frame)
     verbalizer = Verbalizer(nla.av, nla.av_tokenizer, nla.av_prompt, nla.meta.injection_scale)
     sampling = SamplingParams(temperature=0.0, max_new_tokens=config.max_new_tokens, seed=config.seed)
-    with tqdm(total=2 * n, desc=f"eval ({which})", unit="expl", disable=not show_progress) as bar:
+    with tqdm(total=2 * n, desc=f"eval ({label})", unit="expl", disable=not show_progress) as bar:
         real = _explain(verbalizer, gold, sampling, config, nla.meta.injection_char, bar.update)
         shuffled = _explain(
             verbalizer,
@@ -71,37 +132,48 @@ def run_eval(run: RunDir, config: EvalConfig, which: str = "latest", *, show_pro
             bar.update,
         )
     mean = normalise(torch.from_numpy(training_vectors(run)), math.sqrt(gold.shape[1])).mean(dim=0)
+    texts = {
+        "round_trip": [t for t, _ in real],
+        "shuffled_vector_control": [t for t, _ in shuffled],
+        "teacher_text": frame["explanation"].tolist(),
+    }
     predictions = {
-        "round_trip": nla.ar.reconstruct([t for t, _ in real]),
-        "shuffled_vector_control": nla.ar.reconstruct([t for t, _ in shuffled]),
+        "round_trip": nla.ar.reconstruct(texts["round_trip"]),
+        "shuffled_vector_control": nla.ar.reconstruct(texts["shuffled_vector_control"]),
         "empty_explanation_control": nla.ar.reconstruct([""] * n),
         "predict_mean_control": mean.expand(n, -1),
-        "teacher_text": nla.ar.reconstruct(frame["explanation"].tolist()),
+        "teacher_text": nla.ar.reconstruct(texts["teacher_text"]),
     }
     scores = {name: score(pred, gold, nla.meta.mse_scale, baseline) for name, pred in predictions.items()}
+    tails = [source_tail(nla.av_tokenizer, t) for t in frame["detokenized_text_truncated"]]
+    recall = {name: recalls_content(t, tails, scaffold) for name, t in texts.items()}
     results = {
-        "seconds": round(time.perf_counter() - began, 1),
-        "stage": which,
+        "split": split,
         "vectors": n,
         "fve_baseline": baseline,
         "fve_definition": "1 - mean normalised mse / B, B = variance of sqrt(d)-normalised training vectors",
         "failed_explanations": sum(status != "ok" for _, status in real) / n,
         **{name: {"fve": float(s.fve.mean()), "cos": float(s.cos.mean())} for name, s in scores.items()},
-    }
+        "content_recall": {name: sum(r) / n for name, r in recall.items()},
+        "content_recall_definition": f"share of explanations naming a content word of the source's last {TAIL_TOKENS} tokens (stop words and scaffolding excluded)",
+    }  # fmt: skip
     results["round_trip_minus_shuffled_fve"] = (
         results["round_trip"]["fve"] - results["shuffled_vector_control"]["fve"]
     )
-    table = frame.assign(av_explanation=[t for t, _ in real], status=[s for _, s in real],
-                         fve=scores["round_trip"].fve.numpy(), cos=scores["round_trip"].cos.numpy())  # fmt: skip
+    table = frame.assign(av_explanation=texts["round_trip"], status=[s for _, s in real],
+                         fve=scores["round_trip"].fve.numpy(), cos=scores["round_trip"].cos.numpy(),
+                         recalls_content=recall["round_trip"])  # fmt: skip
     write_table(
-        out / f"{which}_explanations.parquet",
+        out / f"{label}_explanations.parquet",
         table,
         gold.numpy(),
         stage="eval",
-        inputs={"nla": str(out / f"nla-{which}"), **config.model_dump()},
+        inputs={"nla": label, "split": split, **config.model_dump()},
     )
-    (out / f"{which}.json").write_text(json.dumps(results, indent=2))
-    (out / f"{which}_examples.md").write_text(examples_markdown(table.head(N_EXAMPLES)), encoding="utf-8")
+    title = "Held-out examples" if split == "eval" else "Held-out audit-style examples"
+    (out / f"{label}_examples.md").write_text(
+        examples_markdown(table.head(N_EXAMPLES), title), encoding="utf-8"
+    )
     return results
 
 
@@ -119,9 +191,9 @@ def _explain(
     return [(p.text, str(p.status)) for p in parsed]
 
 
-def examples_markdown(table: pd.DataFrame) -> str:
+def examples_markdown(table: pd.DataFrame, title: str = "Held-out examples") -> str:
     """Source text, teacher and AV explanations side by side, as Markdown with the text in code spans."""
-    lines = ["# Held-out examples", ""]
+    lines = [f"# {title}", ""]
     for i, row in enumerate(table.itertuples(), 1):
         tail = row.detokenized_text_truncated[-240:].replace("```", "'''")
         lines += [

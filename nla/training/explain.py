@@ -1,4 +1,5 @@
-"""``train explain``: teacher explanations for the AV-SFT, AR-SFT and eval splits.
+"""``train explain``: teacher explanations for the AV-SFT, AR-SFT and held-out splits (corpus and
+audit-style chats, where the run has them).
 
 Answers are cached by (teacher, prefix text) in ``explain/cache.jsonl``, appended batch by batch, so
 an interrupted run resumes without asking again and another run over the same text reuses them.
@@ -24,11 +25,11 @@ def run_explain(run: RunDir, teacher: Teacher, *, show_progress: bool = True) ->
     run.settings()
     cache_file = run.root / "explain" / "cache.jsonl"
     cache = load_cache(cache_file)
-    frames = {name: read_table(run.split(name)) for name in TEACHER_SPLITS}
+    frames = {name: read_table(run.split(name)) for name in TEACHER_SPLITS if run.has_split(name)}
     todo = {
-        key: row
-        for frame, _ in frames.values()
-        for row in frame.to_dict("records")
+        key: {**row, "vector": vectors[i]} if teacher.uses_vector else row
+        for frame, vectors in frames.values()
+        for i, row in enumerate(frame.to_dict("records"))
         if (key := cache_key(teacher.id, row["detokenized_text_truncated"])) not in cache
     }
     pending = list(todo.items())

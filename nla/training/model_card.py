@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nla.training.run import SPLITS, RunDir
+from nla.training.run import ALL_SPLITS, AUDIT_EVAL, SPLITS, RunDir
 from nla.training.stage import read_stage
 from nla.training.tables import read_sidecar
 
@@ -63,15 +63,16 @@ def model_card(run: RunDir, which: str) -> str:
         *_eval_lines(run),
     ]
     lines += ["## How to read it", "", *HOW_TO_READ]
-    examples = run.stage("eval") / f"{_resolved(run, which)}_examples.md"
-    if examples.is_file():
-        lines += ["", _nested(examples.read_text("utf-8"))]
+    for suffix in ("", f"_{AUDIT_EVAL}"):  # the corpus's held-out examples, then the audit-style chats'
+        examples = run.stage("eval") / f"{_resolved(run, which)}{suffix}_examples.md"
+        if examples.is_file():
+            lines += ["", _nested(examples.read_text("utf-8"))]
     return "\n".join(lines) + "\n"
 
 
 def _nested(examples: str) -> str:
     """The examples file one heading level down, to sit inside the card."""
-    return _EXAMPLE_HEADING.sub(r"### \1", examples.replace("# Held-out examples", "## Held-out examples", 1))
+    return _EXAMPLE_HEADING.sub(r"### \1", re.sub(r"^# ", "## ", examples, count=1))
 
 
 def _resolved(run: RunDir, which: str) -> str:
@@ -83,21 +84,26 @@ def _resolved(run: RunDir, which: str) -> str:
 def _data_lines(run: RunDir) -> list[str]:
     settings = run.settings()
     first = read_sidecar(run.split(SPLITS[0]))["inputs"]
-    rows = {name: read_sidecar(run.split(name)) for name in SPLITS}
+    names = [n for n in ALL_SPLITS if run.has_split(n)]
+    rows = {name: read_sidecar(run.split(name)) for name in names}
     corpus = (
         f"built-in: {settings.prose_docs} prose documents from the Debian `fortunes` package (BSD fortune-mod "
-        f"data files) and {settings.chat_docs} chats in which the target answers prompts we wrote"
+        f"data files), {settings.chat_docs} chats in which the target answers prompts we wrote and "
+        f"{settings.audit_docs} audit-style chats (system prompts with roles and goals, emails, tool "
+        "results, evaluation and deployment framings) it answers"
         if settings.corpus == "builtin"
         else f"`{settings.corpus}`"
     )
     split = ", ".join(
-        f"{n}: {rows[n]['row_count']} vectors / {rows[n]['inputs']['documents']} docs" for n in SPLITS
+        f"{n}: {rows[n]['row_count']} vectors / {rows[n]['inputs']['documents']} docs" for n in names
     )
     return [
         f"- corpus: {corpus}",
         f"- positions: up to {settings.positions_per_doc} per document at token index >= "
         f"{settings.min_position}, special and system-prompt tokens skipped, per-document seeded RNG",
         f"- split by document: {split}",
+        f"- held-out audit-style chats (`{AUDIT_EVAL}`): {settings.audit_eval_docs} chats whose roles and "
+        "tasks no training chat has (`nla/training/audit_chats.py`), never trained on",
         f"- datagen wall time: {first.get('datagen_seconds', 'not recorded')} s",
         "- warm-start teacher: see `explain/` sidecars (heuristic: topic words, the last words verbatim, "
         "the target's top next tokens)",
@@ -207,16 +213,39 @@ def _eval_lines(run: RunDir) -> list[str]:
             continue
         results = json.loads(path.read_text())
         lines += [
-            f"### after {which.upper()} ({results['vectors']} held-out vectors, greedy explanations)",
+            f"### after {which.upper()} (greedy explanations)",
             "",
             f"FVE = {results['fve_definition']} (B = {results['fve_baseline']:.4f}). "
-            f"Failed (unparsable) explanations: {results['failed_explanations']:.1%}.",
+            "Content recall = share of explanations naming a content word of the source's last 32 tokens "
+            "(stop words and the format's scaffolding excluded).",
             "",
-            "| | FVE | cos |",
-            "|---|---|---|",
-            *(f"| {label} | {results[k]['fve']:.3f} | {results[k]['cos']:.3f} |" for k, label in CONTROLS),
-            "",
-            f"Round trip minus shuffled-vector control: {results['round_trip_minus_shuffled_fve']:.3f} FVE.",
+            *_split_table(results, results.get("audit")),
             "",
         ]
     return lines
+
+
+def _split_table(corpus: dict[str, Any], audit: dict[str, Any] | None) -> list[str]:
+    """One row per measure, one column group per held-out split (corpus documents, audit chats)."""
+    splits = [("corpus held-out", corpus)] + ([("audit-style held-out", audit)] if audit else [])
+    head = " | ".join(f"{name}: FVE | cos | content recall" for name, _ in splits)
+    counts = ", ".join(f"{name} {r['vectors']}" for name, r in splits)
+    failed = ", ".join(f"{name} {r['failed_explanations']:.1%}" for name, r in splits)
+    lines = [
+        f"Vectors: {counts}. Failed (unparsable) explanations: {failed}.",
+        "",
+        f"| | {head} |",
+        "|---|" + "---|---|---|" * len(splits),
+    ]
+    for key, label in CONTROLS:
+        cells = " | ".join(
+            f"{r[key]['fve']:.3f} | {r[key]['cos']:.3f} | {_recall(r, key)}" for _, r in splits
+        )
+        lines.append(f"| {label} | {cells} |")
+    margins = ", ".join(f"{name} {r['round_trip_minus_shuffled_fve']:.3f}" for name, r in splits)
+    return [*lines, "", f"Round trip minus shuffled-vector control (FVE): {margins}."]
+
+
+def _recall(results: dict[str, Any], key: str) -> str:
+    value = results.get("content_recall", {}).get(key)
+    return "-" if value is None else f"{value:.2f}"

@@ -11,7 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from nla.errors import NLAError
 
 SPLITS = ("av_sft", "ar_sft", "rl", "eval")
-TEACHER_SPLITS = ("av_sft", "ar_sft", "eval")
+"""The corpus's splits, cut by document with ``split_fractions``."""
+AUDIT_EVAL = "eval_audit"
+"""The held-out audit-style chats (their own family of roles and tasks, see ``audit_chats``)."""
+ALL_SPLITS = (*SPLITS, AUDIT_EVAL)
+TEACHER_SPLITS = ("av_sft", "ar_sft", "eval", AUDIT_EVAL)
+EVAL_SPLITS = ("eval", AUDIT_EVAL)
+"""What ``train eval`` scores: the corpus's held-out documents and the held-out audit chats."""
 
 
 class RunSettings(BaseModel):
@@ -29,6 +35,12 @@ class RunSettings(BaseModel):
     """Built-in corpus: number of prose documents."""
     chat_docs: int = Field(default=300, ge=0)
     """Built-in corpus: number of chats the target answers."""
+    audit_docs: int = Field(default=0, ge=0)
+    """Built-in corpus: audit-style chats (system prompt with a role and goal, emails, tool results,
+    evaluation and deployment framings) the target answers, from the training family of roles and tasks."""
+    audit_eval_docs: int = Field(default=60, ge=0)
+    """Held-out audit-style chats (the other family of roles and tasks) for the ``eval_audit`` split,
+    whatever the corpus; never trained on."""
     positions_per_doc: int = Field(default=6, ge=1)
     """Activations sampled per document (fewer when it has fewer eligible tokens)."""
     min_position: int = Field(default=24, ge=1)
@@ -41,6 +53,9 @@ class RunSettings(BaseModel):
     """Document shares for AV-SFT, AR-SFT, RL and held-out eval."""
     seed: int = 0
     """Seeds the corpus choice, positions (per document) and the split."""
+    held_out_of: str | None = None
+    """Another run directory whose held-out corpus documents (its ``eval`` split) this run leaves out of
+    its corpus, so both runs' NLAs can be scored on the same data no one trained on."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +80,10 @@ class RunDir:
     def split(self, name: str) -> Path:
         """Activations of one split."""
         return self.root / "data" / f"{name}.parquet"
+
+    def has_split(self, name: str) -> bool:
+        """Whether datagen wrote this split (runs made before ``eval_audit`` existed lack it)."""
+        return self.split(name).is_file()
 
     def explained(self, name: str) -> Path:
         """One split with its teacher explanations."""

@@ -4,6 +4,9 @@ as 2-3 short features separated by blank lines, the last one about the final tok
 * ``heuristic`` needs no model: the kind of text and its topic words, the last words verbatim, and
   the target's own likeliest next tokens (recorded by ``datagen``). At this model size the residual
   stream is dominated by the local text, so the verbatim tail is what makes these reconstructible.
+* ``heuristic-lens`` is the same format with the last feature's likely next tokens read from the
+  vector itself through the logit lens at layer K (the target's final norm and unembedding), so the
+  feature is a linear read-out of exactly what the AV receives rather than of the model's later layers.
 * ``local:<model>`` prompts a local instruction model with the reference teacher instruction.
 * ``anthropic[:<model>]`` / ``openai[:<model>]`` call the official SDKs, only when a key is set.
 """
@@ -40,23 +43,28 @@ class Teacher(ABC):
     """Explains rows of a datagen split (``detokenized_text_truncated`` plus metadata)."""
 
     id: str
+    uses_vector: bool = False
+    """Whether rows must carry their activation (``row["vector"]``, a float32 array)."""
 
     @abstractmethod
     def explain(self, rows: list[dict[str, Any]]) -> list[str | None]:
         """One explanation per row; ``None`` drops the row (refusal, unparsable answer)."""
 
 
-def make_teacher(spec: str, target: str) -> Teacher:
-    """The teacher named by ``spec``: heuristic, local:<model>, anthropic[:<model>], openai[:<model>]."""
+def make_teacher(spec: str, target: str, layer: int | None = None) -> Teacher:
+    """The teacher named by ``spec``: heuristic, heuristic-lens, local:<model>, anthropic[:<model>],
+    openai[:<model>]; ``heuristic-lens`` reads the run's ``target`` at ``layer``."""
     kind, _, model = spec.partition(":")
     if kind == "heuristic" and not model:
         return HeuristicTeacher()
+    if kind == "heuristic-lens" and not model and layer is not None:
+        return LensTeacher(target, layer)
     if kind == "local" and model:
         return LocalTeacher(model)
     if kind in ("anthropic", "openai"):
         return ApiTeacher(kind, model or None)
     raise NLAError(
-        f"--teacher {spec!r}: use heuristic, local:<model>, anthropic[:<model>] or openai[:<model>]"
+        f"--teacher {spec!r}: use heuristic, heuristic-lens, local:<model>, anthropic[:<model>] or openai[:<model>]"
     )
 
 
@@ -67,6 +75,31 @@ class HeuristicTeacher(Teacher):
 
     def explain(self, rows: list[dict[str, Any]]) -> list[str | None]:
         return [heuristic_explanation(r) for r in rows]
+
+
+class LensTeacher(Teacher):
+    """The heuristic format with the next tokens the layer-K logit lens reads from the vector."""
+
+    uses_vector = True
+
+    def __init__(self, target_ref: str, layer: int) -> None:
+        from nla.pipeline import load_target
+
+        self.id = f"heuristic-lens-v1:{target_ref}:L{layer}"
+        self.target, self.layer = load_target(target_ref), layer
+
+    def explain(self, rows: list[dict[str, Any]]) -> list[str | None]:
+        import numpy as np
+        import torch
+
+        from nla.logit_lens import logit_lens
+
+        vectors = torch.from_numpy(np.stack([r["vector"] for r in rows]))
+        readings = logit_lens(self.target.model, self.target.tokenizer, vectors, self.layer, top_k=3)
+        return [
+            heuristic_explanation({**r, "next_tokens": lens.tokens})
+            for r, lens in zip(rows, readings, strict=True)
+        ]
 
 
 def heuristic_explanation(row: dict[str, Any]) -> str:

@@ -76,7 +76,9 @@ def report(
 def export(
     name: str,
     format: Annotated[str, typer.Option("--format", help="csv, jsonl or parquet.")] = "csv",
-    what: Annotated[str, typer.Option(help="flags, explanations, reviews, term_reviews or tokens.")] = "flags",
+    what: Annotated[
+        str, typer.Option(help="flags, explanations, reviews, term_reviews or tokens.")
+    ] = "flags",
     out: OutOpt = None,
     force: ForceOpt = False,
     db: DbOpt = "workbench.db",
@@ -159,7 +161,9 @@ def review_term(
         arm, against = comparison(store, name, arm, against)
         review_id = add_term_review(store, name, term, source=source, arm=arm, against=against, author=author,
                                     decision=decision, reason=reason)  # fmt: skip
-    console.print(Text(terminal_safe(f"term review {review_id}: {term!r} ({source}, {arm} vs {against}) {decision}")))
+    console.print(
+        Text(terminal_safe(f"term review {review_id}: {term!r} ({source}, {arm} vs {against}) {decision}"))
+    )
 
 
 @review_app.command("terms")

@@ -53,6 +53,18 @@ def datagen(
     ] = "builtin",
     prose_docs: Annotated[int | None, typer.Option(help="Built-in corpus: prose documents.")] = None,
     chat_docs: Annotated[int | None, typer.Option(help="Built-in corpus: chats the target answers.")] = None,
+    audit_docs: Annotated[
+        int | None, typer.Option(help="Built-in corpus: audit-style chats the target answers.")
+    ] = None,
+    audit_eval_docs: Annotated[
+        int | None, typer.Option(help="Held-out audit-style chats for the eval_audit split.")
+    ] = None,
+    held_out_of: Annotated[
+        Path | None,
+        typer.Option(
+            help="Leave this other run's held-out documents out of the corpus (compare NLAs on them)."
+        ),
+    ] = None,
     positions_per_doc: Annotated[int | None, typer.Option(help="Activations sampled per document.")] = None,
     min_position: Annotated[int | None, typer.Option(help="Earliest token position sampled.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for corpus choice, positions and split.")] = None,
@@ -65,6 +77,9 @@ def datagen(
     options = _given(
         prose_docs=prose_docs,
         chat_docs=chat_docs,
+        audit_docs=audit_docs,
+        audit_eval_docs=audit_eval_docs,
+        held_out_of=str(held_out_of) if held_out_of else None,
         positions_per_doc=positions_per_doc,
         min_position=min_position,
         seed=seed,
@@ -77,7 +92,10 @@ def datagen(
 def explain(
     run: RunArg,
     teacher: Annotated[
-        str, typer.Option(help="heuristic, local:<model>, anthropic[:<model>] or openai[:<model>].")
+        str,
+        typer.Option(
+            help="heuristic, heuristic-lens, local:<model>, anthropic[:<model>] or openai[:<model>]."
+        ),
     ] = "heuristic",
     quiet: Quiet = False,
 ) -> None:
@@ -86,7 +104,9 @@ def explain(
     from nla.training.teachers import make_teacher
 
     run_dir = _run(run)
-    _print(run_explain(run_dir, make_teacher(teacher, run_dir.settings().target), show_progress=not quiet))
+    settings = run_dir.settings()
+    chosen = make_teacher(teacher, settings.target, settings.layer)
+    _print(run_explain(run_dir, chosen, show_progress=not quiet))
 
 
 @train_app.command("ar-sft")
@@ -155,13 +175,21 @@ def rl(
 def evaluate(
     run: RunArg,
     stage: Annotated[str, typer.Option(help="latest, sft or rl.")] = "latest",
-    vectors: Annotated[int | None, typer.Option(help="Held-out vectors to evaluate.")] = None,
+    vectors: Annotated[int | None, typer.Option(help="Held-out vectors to evaluate per split.")] = None,
+    nla: Annotated[
+        str | None,
+        typer.Option(
+            help="Evaluate this NLA (a directory or 'default') on the run's held-out data instead of the run's own."
+        ),
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Held-out round-trip FVE / cos against shuffled-vector, empty-explanation and mean controls."""
+    """Held-out round-trip FVE / cos against shuffled-vector, empty-explanation and mean controls, and
+    content recall, on the corpus's held-out documents and the held-out audit-style chats."""
     from nla.training.evaluate import EvalConfig, run_eval
 
-    _print(run_eval(_run(run), EvalConfig(**_given(vectors=vectors)), _stage(stage), show_progress=not quiet))
+    config = EvalConfig(**_given(vectors=vectors))
+    _print(run_eval(_run(run), config, _stage(stage), nla_ref=nla, show_progress=not quiet))
 
 
 @train_app.command("export")

@@ -29,7 +29,7 @@ def write_corpus(path: Path) -> Path:
 def tiny_settings(target: Path, corpus: Path) -> RunSettings:
     return RunSettings(
         target=str(target), layer=TINY_LAYER, corpus=str(corpus), positions_per_doc=3, min_position=4,
-        max_tokens=64, reply_tokens=8, split_fractions=(0.4, 0.3, 0.15, 0.15),
+        max_tokens=320, reply_tokens=8, split_fractions=(0.4, 0.3, 0.15, 0.15), audit_eval_docs=6,
     )  # fmt: skip
 
 

@@ -39,3 +39,22 @@ def test_a_run_without_per_unit_times_says_so() -> None:
     assert "| datagen | 3,177.8 | 19 chunks | not recorded | not recorded |" in lines
     assert "Recorded in all: 3,178 s (0.9 h), not counting eval (rl) (no time recorded)." in lines
     assert lines[-1].startswith("Per-unit times were not recorded by this run")
+
+
+def test_the_card_shows_both_held_out_splits_with_content_recall() -> None:
+    from nla.training.model_card import CONTROLS, _split_table
+
+    def results(fve: float, recall: float) -> dict:
+        scores = {key: {"fve": fve, "cos": 0.5} for key, _ in CONTROLS}
+        recalls = {"round_trip": recall, "shuffled_vector_control": 0.1, "teacher_text": 1.0}
+        return {**scores, "vectors": 10, "failed_explanations": 0.1, "round_trip_minus_shuffled_fve": 0.3,
+                "content_recall": recalls}  # fmt: skip
+
+    lines = _split_table(results(0.2, 0.6), results(-0.1, 0.4))
+    assert "| round trip (AV explanation -> AR) | 0.200 | 0.500 | 0.60 | -0.100 | 0.500 | 0.40 |" in lines
+    assert "| control: empty explanation into the AR | 0.200 | 0.500 | - | -0.100 | 0.500 | - |" in lines
+    assert (
+        lines[-1]
+        == "Round trip minus shuffled-vector control (FVE): corpus held-out 0.300, audit-style held-out 0.300."
+    )
+    assert len(_split_table(results(0.2, 0.6), None)[2].split("|")) == 6  # a run without the audit split

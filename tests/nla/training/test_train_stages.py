@@ -5,6 +5,7 @@ exported NLA loads through the engine."""
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -158,8 +159,33 @@ def test_rl_eval_export_end_to_end_with_resume(fresh_run: RunDir, tmp_path) -> N
     frame, _ = read_table(fresh_run.stage("eval") / "rl_explanations.parquet")
     assert len(frame) == 4 and "av_explanation" in frame
     assert (fresh_run.stage("eval") / "rl_examples.md").read_text().count("## ") == 4
+    audit = results["audit"]  # the held-out audit-style chats, scored the same way
+    assert audit["split"] == "eval_audit" and audit["vectors"] == 4
+    audit_rows, _ = read_table(fresh_run.stage("eval") / "rl_eval_audit_explanations.parquet")
+    assert audit_rows["doc_id"].str.startswith("audit-heldout:").all()
+    for scores in (results, audit):
+        recall = scores["content_recall"]
+        assert set(recall) == {"round_trip", "shuffled_vector_control", "teacher_text"}
+        assert all(0 <= v <= 1 for v in recall.values())
+    # the heuristic teacher quotes the source's last words, so it names their content
+    assert results["content_recall"]["teacher_text"] >= 0.75
+
+    # any NLA can be scored on the run's held-out data: its own export gives the stage's numbers
+    exported = run_export(fresh_run, tmp_path / "exported-rl")
+    again = run_eval(
+        fresh_run, EvalConfig(vectors=4, max_new_tokens=6), nla_ref=str(exported), show_progress=False
+    )
+    assert again["stage"] == "nla-exported-rl"
+    for split_scores, own in ((again, results), (again["audit"], audit)):
+        assert split_scores["round_trip"]["fve"] == pytest.approx(own["round_trip"]["fve"], abs=1e-4)
+        assert split_scores["content_recall"] == own["content_recall"]
+    assert (fresh_run.stage("eval") / "nla-exported-rl.json").is_file()
 
     released = run_export(fresh_run, tmp_path / "released", merge=True)
+    card = (released / "MODEL_CARD.md").read_text()
+    assert "audit-style held-out: FVE | cos | content recall" in card
+    assert card.index("## Held-out examples") < card.index("## Held-out audit-style examples")
+    assert len(re.findall(r"^### \d+\. ", card, re.M)) == 8  # four examples from each held-out split
     assert (released / "ar" / "config.json").is_file() and not (
         released / "ar" / "adapter_config.json"
     ).exists()
