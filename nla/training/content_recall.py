@@ -21,15 +21,11 @@ from collections.abc import Iterable, Sequence
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from transformers import PreTrainedTokenizerBase
 
+from nla.training.teachers import HEURISTIC_PHRASES
+
 TAIL_TOKENS = 32
 SCAFFOLD_SHARE = 0.5
 _WORD = re.compile(r"[a-z][a-z'-]*[a-z]")
-HEURISTIC_PHRASES = (
-    "Prose about", "A user's request in a chat about", "An assistant's chat reply about", "Recent text:",
-    "Final token", "breaks the line", "is whitespace", "ends a sentence", "is punctuation inside a sentence",
-    "starts a word", "continues a word", "next likely",
-)  # fmt: skip
-"""The heuristic teacher's fixed phrasing (see ``teachers.heuristic_explanation``)."""
 
 
 def content_words(text: str) -> set[str]:

@@ -40,7 +40,8 @@ def run_datagen(
         settings.corpus, prose_docs=settings.prose_docs, chat_docs=settings.chat_docs, seed=settings.seed,
         audit_docs=settings.audit_docs,
     )  # fmt: skip
-    docs = [d for d in docs if d.doc_id not in others_held_out(settings)]
+    excluded = others_held_out(settings)
+    docs = [d for d in docs if d.doc_id not in excluded]
     if not docs:
         raise NLAError(f"--corpus {settings.corpus}: no documents to sample from")
     target = load_target(settings.target)

@@ -26,13 +26,13 @@ from tqdm import tqdm
 
 from nla.checkpoint import load_nla
 from nla.errors import NLAError
-from nla.metrics import normalise, score
+from nla.metrics import fve_baseline, normalise, score
 from nla.parsing import parse_explanation
 from nla.sampling import SamplingParams
 from nla.training.assemble import assemble, latest
 from nla.training.content_recall import TAIL_TOKENS, recalls_content, scaffolding, source_tail
 from nla.training.run import EVAL_SPLITS, RunDir
-from nla.training.stage import derangement, training_baseline, training_vectors
+from nla.training.stage import derangement, training_vectors
 from nla.training.tables import read_table, write_table
 from nla.verbalizer import Verbalizer
 
@@ -75,12 +75,14 @@ def run_eval(
         which, source = "nla-" + _slug(nla_ref), nla_ref
     settings = run.settings()
     nla = load_nla(source, target_ref=settings.target, layer=settings.layer)
-    if nla.meta.layer != settings.layer or nla.meta.d_model != training_vectors(run).shape[1]:
+    train = torch.from_numpy(training_vectors(run))  # read once: B and the predict-the-mean control
+    if nla.meta.layer != settings.layer or nla.meta.d_model != train.shape[1]:
         raise NLAError(
             f"--nla {nla_ref}: it reads layer {nla.meta.layer} (d={nla.meta.d_model}), but run {run.root} "
             f"holds layer {settings.layer} activations of {settings.target}"
         )
-    baseline = training_baseline(run)
+    baseline = fve_baseline(train, math.sqrt(train.shape[1]))
+    mean = normalise(train, math.sqrt(train.shape[1])).mean(dim=0)
     scaffold = scaffolding(read_table(run.explained("av_sft"))[0]["explanation"])
     results = {"seconds": 0.0, "stage": which, "nla": source}
     for split in (s for s in EVAL_SPLITS if run.has_split(s)):
@@ -89,7 +91,7 @@ def run_eval(
                 f"{run.root}: split {split} has no teacher explanations: run `nla-workbench train explain {run.root}`"
             )
         label = which if split == "eval" else f"{which}_{split}"
-        scores = _evaluate_split(run, nla, split, label, config, baseline, scaffold, show_progress)
+        scores = _evaluate_split(run, nla, split, label, config, baseline, mean, scaffold, show_progress)
         if split == "eval":
             results.update(scores)
         else:
@@ -110,6 +112,7 @@ def _evaluate_split(
     label: str,
     config: EvalConfig,
     baseline: float,
+    mean: torch.Tensor,
     scaffold: set[str],
     show_progress: bool,
 ) -> dict:
@@ -131,7 +134,6 @@ def _evaluate_split(
             nla.meta.injection_char,
             bar.update,
         )
-    mean = normalise(torch.from_numpy(training_vectors(run)), math.sqrt(gold.shape[1])).mean(dim=0)
     texts = {
         "round_trip": [t for t, _ in real],
         "shuffled_vector_control": [t for t, _ in shuffled],

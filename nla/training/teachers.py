@@ -36,6 +36,12 @@ TAIL_WORDS = 8
 TOPIC_WORDS = 3
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]{3,}")
 _ANALYSIS = re.compile(r"<analysis>(.*?)</analysis>", re.S)
+HEURISTIC_PHRASES = (
+    "Prose about", "A user's request in a chat about", "An assistant's chat reply about", "Recent text:",
+    "Final token", "breaks the line", "is whitespace", "ends a sentence", "is punctuation inside a sentence",
+    "starts a word", "continues a word", "next likely",
+)  # fmt: skip
+"""The fixed phrasing of ``heuristic_explanation`` and ``token_role`` (scaffolding, not content)."""
 _MARKUP = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*|\*\*")
 
 
