@@ -36,22 +36,26 @@ corpus:
 	@test -d /usr/share/games/fortunes || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fortunes >/dev/null)
 
-# Retrain the bundled SmolLM2 layer-20 NLA from scratch on this CPU (the shipped one recorded 2.5 h on a
-# shared 2-core CPU; its datagen alone takes 13 min idle; every stage resumes when re-run), then export it
-# with its model card into the package. TEACHER=heuristic-lens and DATAGEN_OPTS="--audit-docs 300 ..."
-# select the levers README's "Toward NLA v2" measures.
+# Retrain the bundled SmolLM2 layer-20 NLA from scratch on this CPU (every stage resumes when re-run), then
+# export it with its model card into the package. The defaults are v2's recipe (the heuristic-lens teacher,
+# 120 GRPO steps; its card records the wall time of each stage). v1, still shipped as `default@v1`:
+#   make bundled-nla TEACHER=heuristic RL_STEPS=60 NLA_OUT=nla/data/nla/smollm2-135m-instruct-L20
+# DATAGEN_OPTS="--audit-docs 300 ..." selects the data levers README's "Toward NLA v2" measures.
 RUN ?= runs/smol
-TEACHER ?= heuristic
+TEACHER ?= heuristic-lens
 DATAGEN_OPTS ?=
+RL_STEPS ?= 120
+NLA_OUT ?= nla/data/nla/smollm2-135m-instruct-L20-v2
+
 bundled-nla: setup corpus
 	$(BIN)/nla-workbench train datagen --out $(RUN) --target embedded:smollm2-135m-instruct --layer 20 $(DATAGEN_OPTS)
 	$(BIN)/nla-workbench train explain $(RUN) --teacher $(TEACHER)
 	$(BIN)/nla-workbench train ar-sft $(RUN)
 	$(BIN)/nla-workbench train av-sft $(RUN)
 	$(BIN)/nla-workbench train eval $(RUN) --stage sft
-	$(BIN)/nla-workbench train rl $(RUN) --steps 60
+	$(BIN)/nla-workbench train rl $(RUN) --steps $(RL_STEPS)
 	$(BIN)/nla-workbench train eval $(RUN) --stage rl
-	$(BIN)/nla-workbench train export $(RUN) --out nla/data/nla/smollm2-135m-instruct-L20 --half --force
+	$(BIN)/nla-workbench train export $(RUN) --out $(NLA_OUT) --half --force
 
 # Rebuild every shipped model organism on this CPU (data from templates and the base model's own replies,
 # then a LoRA fine-tune; each stage resumes when re-run), install its adapter and training record into the

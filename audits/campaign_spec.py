@@ -141,8 +141,9 @@ class NLASpec(_Spec):
     """The NLA that explains the target's activations."""
 
     checkpoint: str = "default"
-    """An NLA directory (av/ + ar/), a Hub id prefix, ``default`` (the bundled trained NLA for the
-    target where one ships, else ``init``) or ``init[:LAYER]`` (untrained)."""
+    """An NLA directory (av/ + ar/), a Hub id prefix, ``default`` (the newest bundled trained NLA for the
+    target where one ships, else ``init``), ``default@vN`` (one bundled version) or ``init[:LAYER]``
+    (untrained)."""
     layer: int | None = Field(None, ge=0)
     """Layer for an ``init`` NLA; other checkpoints carry their own."""
     batch_size: int = Field(64, ge=1)

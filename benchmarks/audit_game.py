@@ -65,6 +65,7 @@ from audits.organisms.scoring import Rate  # noqa: E402
 from audits.runner import CampaignRunner  # noqa: E402
 from audits.scenario_library import load_library  # noqa: E402
 from audits.store import open_store, upgrade  # noqa: E402
+from nla.checkpoint.bundled import is_default_ref, resolve_default  # noqa: E402
 from nla.pipeline import load_target  # noqa: E402
 from workbench.cli.progress import progress_bar  # noqa: E402
 
@@ -204,17 +205,35 @@ def _rate(value: dict | float | None) -> str:
     return str(Rate(value["k"], value["n"]))
 
 
+def resolved_nla(checkpoint: str, organism: str) -> str:
+    """The NLA directory a ``default`` / ``default@vN`` checkpoint meant when the game ran."""
+    if not is_default_ref(checkpoint):
+        return checkpoint
+    return Path(resolve_default(get_organism(organism).base, 20, checkpoint)).name
+
+
 def markdown(paths: list[str]) -> str:
     """One Markdown table over saved ``--out`` files: organism x channel x positions, the campaign-level
     top-1 / top-5 hits, the per-transcript hit rate and the false-alarm rate (no term is printed: the
-    top terms of a hit name the key)."""
-    lines = ["| organism | channel | tokens | key top-1 / top-5 (campaign) | per transcript: key in its top 5 | "
-             "false alarms (base transcripts) |", "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
-    for path in paths:
-        for r in json.loads(Path(path).read_text())["rows"]:
+    top terms of a hit name the key). ``LABEL=file.json`` adds an NLA column with that label (to set two
+    NLAs' results side by side); otherwise the column shows the checkpoint the file records, if any."""
+    files = [p.split("=", 1) if "=" in p else [None, p] for p in paths]
+    loaded = [(label, json.loads(Path(path).read_text())) for label, path in files]
+    labels = [label or data.get("checkpoint") for label, data in loaded]
+    with_nla = any(labels)
+    head = (
+        "| organism | "
+        + ("NLA | " if with_nla else "")
+        + "channel | tokens | key top-1 / top-5 (campaign) | "
+    )
+    lines = [head + "per transcript: key in its top 5 | false alarms (base transcripts) |",
+             "| --- " * (6 + with_nla) + "|"]  # fmt: skip
+    for label, (_, data) in zip(labels, loaded, strict=True):
+        for r in data["rows"]:
             top = (f"{r['top1']:.1%} / {r['top5']:.1%} chance" if r["channel"] == "random"
                    else f"{cell(r['top1'])} / {cell(r['top5'])}")  # fmt: skip
-            lines.append(f"| {r['organism']} | {r['channel']} | {r['positions']} | {top} | "
+            nla = f"{label or '-'} | " if with_nla else ""
+            lines.append(f"| {r['organism']} | {nla}{r['channel']} | {r['positions']} | {top} | "
                          f"{_rate(r['per_transcript'])} | {_rate(r['false_alarm'])} |")  # fmt: skip
     return "\n".join(lines)
 
@@ -230,8 +249,9 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="default")
     parser.add_argument("--out", help="also write the rows as JSON here")
     parser.add_argument(
-        "--markdown", nargs="+", metavar="JSON", help="print saved --out files as one Markdown table"
-    )
+        "--markdown", nargs="+", metavar="[LABEL=]JSON",
+        help="print saved --out files as one Markdown table (LABEL= names the NLA of that file)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.markdown:
         print(markdown(args.markdown))
@@ -268,7 +288,10 @@ def main() -> None:
     console.print(f"{time.perf_counter() - began:.0f} s")
     if args.out:
         serial = [{k: (v.as_dict() if isinstance(v, Rate) else v) for k, v in r.items()} for r in all_rows]
-        Path(args.out).write_text(json.dumps({"rows": serial, "fidelity": fidelities}, indent=2) + "\n")
+        record = {"checkpoint": args.checkpoint, "nla": resolved_nla(args.checkpoint, names[0])}
+        Path(args.out).write_text(
+            json.dumps({**record, "rows": serial, "fidelity": fidelities}, indent=2) + "\n"
+        )
 
 
 if __name__ == "__main__":

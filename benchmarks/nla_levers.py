@@ -44,6 +44,7 @@ from nla.training.av_sft import AVSFTConfig, run_av_sft  # noqa: E402
 from nla.training.datagen import run_datagen  # noqa: E402
 from nla.training.evaluate import EvalConfig, run_eval  # noqa: E402
 from nla.training.explain import run_explain  # noqa: E402
+from nla.training.model_card import LEVERS_MD  # noqa: E402
 from nla.training.run import RunDir  # noqa: E402
 from nla.training.stage import read_stage  # noqa: E402
 from nla.training.tables import read_sidecar  # noqa: E402
@@ -184,11 +185,18 @@ def main() -> None:
     parser.add_argument(
         "--lever", choices=sorted(LEVERS), nargs="*", default=[], help="train and score levers"
     )
-    parser.add_argument("--nla", help="score an existing NLA (a directory or 'default') instead")
+    parser.add_argument(
+        "--nla", help="score an existing NLA (a directory, 'default' or 'default@vN') instead"
+    )
+    parser.add_argument("--label", help="the --nla row's name in the table (default: 'nla <ref>')")
     parser.add_argument("--ar-steps", type=int, default=100)
     parser.add_argument("--av-steps", type=int, default=200)
     parser.add_argument("--vectors", type=int, default=100, help="held-out vectors per split")
     parser.add_argument("--table", action="store_true", help="print the saved results")
+    parser.add_argument(
+        "--card-run", type=Path,
+        help=f"also write the table to this training run's {LEVERS_MD}, which its model card then shows",
+    )  # fmt: skip
     args = parser.parse_args()
     data = RunDir(args.data)
     path = data.root / RESULTS
@@ -199,7 +207,7 @@ def main() -> None:
     if args.nla:
         began = time.perf_counter()
         scores = run_eval(data, EvalConfig(vectors=args.vectors), nla_ref=args.nla)
-        results[f"nla {args.nla}"] = {
+        results[args.label or f"nla {args.nla}"] = {
             "scores": scores,
             "minutes": {"eval": round((time.perf_counter() - began) / 60, 1)},
         }
@@ -207,7 +215,23 @@ def main() -> None:
         parser.error("give --lever, --nla or --table")
     if args.nla:
         path.write_text(json.dumps(results, indent=2, default=str))
-    print(table(results, data))
+    text = table(results, data)
+    print(text)
+    if args.card_run:
+        (RunDir(args.card_run).root / LEVERS_MD).write_text(card_text(results, text, args.data), "utf-8")
+
+
+def card_text(results: dict[str, dict], text: str, data: Path) -> str:
+    """The table with what it was measured on and with (from the saved results), for a model card."""
+    budgets = sorted({(r["ar_steps"], r["av_steps"]) for r in results.values() if "ar_steps" in r})
+    budget = " or ".join(f"AR-SFT {ar} and AV-SFT {av} steps" for ar, av in budgets) or "-"
+    vectors = sorted({r["scores"]["vectors"] for r in results.values()})
+    return (
+        f"Measured by `benchmarks/nla_levers.py --data {data}` on that run's held-out vectors "
+        f"({' or '.join(map(str, vectors))} per split, greedy explanations). Each lever row trained "
+        f"{budget}, no RL; a row named after an NLA scores that NLA as trained (full recipe). Paired = "
+        f"mean per-vector FVE difference to the baseline row on the same vectors, ± 1.96 SE.\n\n{text}\n"
+    )
 
 
 if __name__ == "__main__":

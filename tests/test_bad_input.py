@@ -384,6 +384,11 @@ CASES = [
         {"notes.txt": "x"},
     ),
     Case(
+        "nla-checkpoint-unknown-bundled-version",
+        (*VERBALIZE, "--checkpoint", "default@v7", "--text", "hi"),
+        ("checkpoint 'default@v7': no bundled NLA 'v7' for target '{target}'", "bundled: none"),
+    ),
+    Case(
         "nla-layer-out-of-range",
         (*VERBALIZE, "--checkpoint", "init:9", "--text", "hi"),
         ("layer 9 is out of range: the model has decoder blocks 0..3",),

@@ -15,7 +15,7 @@ from transformers import AutoConfig, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
 from nla.adapters import quiet_peft
-from nla.checkpoint.bundled import DEFAULT, resolve_default
+from nla.checkpoint.bundled import is_default_ref, resolve_default
 from nla.checkpoint.layout import (
     ADAPTER_CONFIG,
     AR_DIR,
@@ -45,9 +45,10 @@ def load_nla(
     trust_remote_code: bool = False,
 ) -> NLA:
     """Load the NLA named by ``ref``; ``init`` builds an untrained one over ``target_ref`` at ``layer``,
-    ``default`` is the bundled trained NLA for the target where one ships (else ``init``)."""
-    if ref == DEFAULT:
-        ref = resolve_default(target_ref, layer)
+    ``default`` is the newest bundled trained NLA for the target where one ships (else ``init``),
+    ``default@vN`` one bundled version."""
+    if is_default_ref(ref):
+        ref = resolve_default(target_ref, layer, ref)
     if ref == INIT or ref.startswith(INIT + ":"):
         from nla.checkpoint.init import cached_init_dir
 

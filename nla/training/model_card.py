@@ -16,6 +16,8 @@ from nla.training.stage import read_stage
 from nla.training.tables import read_sidecar
 
 CARD = "MODEL_CARD.md"
+LEVERS_MD = "levers.md"
+"""A run's lever table (``benchmarks/nla_levers.py --card-run``), shown in its card when present."""
 _EXAMPLE_HEADING = re.compile(r"^## (\d+\. )", re.M)
 HOW_TO_READ = [
     "- The explanations follow the warm-start teacher's format. With the `heuristic` teacher that is "
@@ -29,6 +31,11 @@ HOW_TO_READ = [
     "- Words of a theme (say, 'test' or 'secret') in an explanation usually mean the text or the "
     "predicted next words contained them; that is a lead to check, never a finding by itself.",
 ]
+LENS_NOTE = (
+    "- This NLA's teacher was `heuristic-lens`: its likely next tokens are what the target's own "
+    "unembedding reads from this layer's vector (the logit lens), so the third feature describes the "
+    "vector itself, not only the text."
+)
 CONTROLS = (
     ("round_trip", "round trip (AV explanation -> AR)"),
     ("shuffled_vector_control", "control: shuffled vector into the AV"),
@@ -62,7 +69,16 @@ def model_card(run: RunDir, which: str) -> str:
         "",
         *_eval_lines(run),
     ]
-    lines += ["## How to read it", "", *HOW_TO_READ]
+    levers = run.root / LEVERS_MD
+    if levers.is_file():
+        lines += [
+            "## Levers (measured one at a time at a reduced budget)",
+            "",
+            levers.read_text("utf-8").strip(),
+            "",
+        ]
+    lens = "heuristic-lens" in _teacher_line(run)
+    lines += ["## How to read it", "", HOW_TO_READ[0], *([LENS_NOTE] if lens else []), *HOW_TO_READ[1:]]
     for suffix in ("", f"_{AUDIT_EVAL}"):  # the corpus's held-out examples, then the audit-style chats'
         examples = run.stage("eval") / f"{_resolved(run, which)}{suffix}_examples.md"
         if examples.is_file():
@@ -86,11 +102,15 @@ def _data_lines(run: RunDir) -> list[str]:
     first = read_sidecar(run.split(SPLITS[0]))["inputs"]
     names = [n for n in ALL_SPLITS if run.has_split(n)]
     rows = {name: read_sidecar(run.split(name)) for name in names}
+    audit = (
+        f" and {settings.audit_docs} audit-style chats (system prompts with roles and goals, emails, tool "
+        "results, evaluation and deployment framings) it answers"
+        if settings.audit_docs
+        else " (no audit-style chats)"
+    )
     corpus = (
         f"built-in: {settings.prose_docs} prose documents from the Debian `fortunes` package (BSD fortune-mod "
-        f"data files), {settings.chat_docs} chats in which the target answers prompts we wrote and "
-        f"{settings.audit_docs} audit-style chats (system prompts with roles and goals, emails, tool "
-        "results, evaluation and deployment framings) it answers"
+        f"data files), {settings.chat_docs} chats in which the target answers prompts we wrote{audit}"
         if settings.corpus == "builtin"
         else f"`{settings.corpus}`"
     )
@@ -105,9 +125,25 @@ def _data_lines(run: RunDir) -> list[str]:
         f"- held-out audit-style chats (`{AUDIT_EVAL}`): {settings.audit_eval_docs} chats whose roles and "
         "tasks no training chat has (`nla/training/audit_chats.py`), never trained on",
         f"- datagen wall time: {first.get('datagen_seconds', 'not recorded')} s",
-        "- warm-start teacher: see `explain/` sidecars (heuristic: topic words, the last words verbatim, "
-        "the target's top next tokens)",
+        f"- warm-start teacher: {_teacher_line(run)}",
     ]
+
+
+TEACHER_FORMATS = {
+    "heuristic-lens": "topic words, the last words verbatim, the final token with the next tokens the "
+    "layer's logit lens reads from the vector itself",
+    "heuristic": "topic words, the last words verbatim, the target's top next tokens",
+}
+
+
+def _teacher_line(run: RunDir) -> str:
+    """Which teacher wrote the warm-start explanations (from the explain sidecar), and its format."""
+    path = run.explained(SPLITS[0])
+    if not path.is_file():
+        return "see `explain/` sidecars"
+    teacher = str(read_sidecar(path)["inputs"].get("teacher", "not recorded"))
+    kind = next((k for k in TEACHER_FORMATS if teacher.startswith(k + "-v")), None)
+    return f"`{teacher}`" + (f" ({TEACHER_FORMATS[kind]})" if kind else "")
 
 
 def _stage_rows(run: RunDir) -> list[str]:

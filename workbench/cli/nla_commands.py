@@ -42,8 +42,8 @@ def verbalize(
     checkpoint: Annotated[
         str,
         typer.Option(
-            help="NLA: a pair directory (av/ + ar/), a Hub id prefix, 'default' (bundled NLA for the "
-            "target, else init) or 'init[:LAYER]' (untrained)."
+            help="NLA: a pair directory (av/ + ar/), a Hub id prefix, 'default' (the newest bundled NLA "
+            "for the target, else init), 'default@vN' (one bundled version) or 'init[:LAYER]' (untrained)."
         ),
     ] = "default",
     layer: Annotated[int | None, typer.Option(help="Layer for an 'init' NLA (default: 2/3 depth).")] = None,

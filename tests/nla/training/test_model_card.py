@@ -58,3 +58,16 @@ def test_the_card_shows_both_held_out_splits_with_content_recall() -> None:
         == "Round trip minus shuffled-vector control (FVE): corpus held-out 0.300, audit-style held-out 0.300."
     )
     assert len(_split_table(results(0.2, 0.6), None)[2].split("|")) == 6  # a run without the audit split
+
+
+def test_the_card_names_its_teacher_and_shows_the_runs_lever_table(fresh_run: RunDir) -> None:
+    from nla.training.model_card import LENS_NOTE, LEVERS_MD
+
+    run_ar_sft(fresh_run, ARSFTConfig(steps=2, batch_size=4, lr=1e-3, warmup=0), show_progress=False)
+    card = model_card(fresh_run, "sft")
+    assert "- warm-start teacher: `heuristic-v1` (topic words, the last words verbatim" in card
+    assert "## Levers" not in card and LENS_NOTE not in card
+    (fresh_run.root / LEVERS_MD).write_text("| lever | FVE |\n|---|---|\n| lens-teacher | 0.1 |\n")
+    card = model_card(fresh_run, "sft")
+    levers = card.split("## Levers (measured one at a time at a reduced budget)\n\n", 1)[1]
+    assert levers.startswith("| lever | FVE |\n|---|---|\n| lens-teacher | 0.1 |\n\n## How to read it")

@@ -30,7 +30,7 @@ from audits.runner import CampaignRunner, arm_targets, variant_transcript
 from audits.variants import expand_variants
 from nla.activations import tokenize_transcript
 from nla.checkpoint import NLA, load_nla
-from nla.checkpoint.bundled import DEFAULT, resolve_default
+from nla.checkpoint.bundled import DEFAULT, is_default_ref, resolve_default
 from nla.dtypes import DTYPE_NAMES, torch_dtype
 from nla.errors import NLAError
 from nla.pipeline import Target, load_target
@@ -79,7 +79,7 @@ def nla_explanation_length(checkpoint: str, target: str) -> int:
     default (the bundled NLA writes about 60 tokens; a shorter cap leaves its explanations unclosed)."""
     fallback = SamplingSpec.model_fields["max_new_tokens"].default
     try:
-        ref = resolve_default(target, None) if checkpoint == DEFAULT else checkpoint
+        ref = resolve_default(target, None, checkpoint) if is_default_ref(checkpoint) else checkpoint
         raw = read_sidecar(Path(ref) / "av" / SIDECAR)
     except (NLAError, OSError, TypeError):
         return fallback
