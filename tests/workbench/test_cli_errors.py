@@ -55,7 +55,7 @@ def test_terminal_safe_shows_every_control_character() -> None:
 def test_ctrl_c_during_a_run_exits_130_and_the_run_resumes(tiny_dirs, tiny_init_dirs, tmp_path: Path) -> None:
     slow = campaign(
         tiny_dirs, tiny_init_dirs, tokens={"max_per_transcript": 12}, nla={"batch_size": 1},
-        sampling={"max_new_tokens": 64, "samples": 4},
+        sampling={"max_new_tokens": 64, "samples": 8},
     )  # fmt: skip  # a second or more of explanations left after the first one is stored, even when idle
     (tmp_path / "probe.yaml").write_text(yaml.safe_dump(slow))
     db = str(tmp_path / "store.db")
