@@ -209,17 +209,17 @@ def resolved_nla(checkpoint: str, organism: str) -> str:
     """The NLA directory a ``default`` / ``default@vN`` checkpoint meant when the game ran."""
     if not is_default_ref(checkpoint):
         return checkpoint
-    return Path(resolve_default(get_organism(organism).base, 20, checkpoint)).name
+    return Path(resolve_default(get_organism(organism).base, None, checkpoint)).name  # the spec's layer
 
 
 def markdown(paths: list[str]) -> str:
     """One Markdown table over saved ``--out`` files: organism x channel x positions, the campaign-level
     top-1 / top-5 hits, the per-transcript hit rate and the false-alarm rate (no term is printed: the
     top terms of a hit name the key). ``LABEL=file.json`` adds an NLA column with that label (to set two
-    NLAs' results side by side); otherwise the column shows the checkpoint the file records, if any."""
+    NLAs' results side by side); otherwise the column shows the NLA the file records, if any."""
     files = [p.split("=", 1) if "=" in p else [None, p] for p in paths]
     loaded = [(label, json.loads(Path(path).read_text())) for label, path in files]
-    labels = [label or data.get("checkpoint") for label, data in loaded]
+    labels = [label or data.get("nla") for label, data in loaded]
     with_nla = any(labels)
     head = (
         "| organism | "

@@ -56,6 +56,6 @@ def resolve_default(target_ref: str | None, layer: int | None, ref: str = DEFAUL
                 f"checkpoint {ref!r}: no bundled NLA {version!r} for {where}; bundled: {shipped}"
             )
         return str(versions[version])
-    if versions:
-        return str(versions[max(versions, key=lambda v: int(v[1:]))])
+    if versions:  # listed oldest first
+        return str(list(versions.values())[-1])
     return "init" if layer is None else f"init:{layer}"

@@ -47,7 +47,7 @@ CONTROLS = (
 
 def model_card(run: RunDir, which: str) -> str:
     """The card for the run's NLA at stage ``which``."""
-    settings = run.settings()
+    settings, teacher = run.settings(), _teacher_id(run)
     lines = [
         f"# NLA for {settings.target}, layer {settings.layer}",
         "",
@@ -57,7 +57,7 @@ def model_card(run: RunDir, which: str) -> str:
         "",
         "## Data",
         "",
-        *_data_lines(run),
+        *_data_lines(run, teacher),
         "",
         "## Stages (settings and wall time)",
         "",
@@ -77,7 +77,7 @@ def model_card(run: RunDir, which: str) -> str:
             levers.read_text("utf-8").strip(),
             "",
         ]
-    lens = "heuristic-lens" in _teacher_line(run)
+    lens = _teacher_kind(teacher) == "heuristic-lens"
     lines += ["## How to read it", "", HOW_TO_READ[0], *([LENS_NOTE] if lens else []), *HOW_TO_READ[1:]]
     for suffix in ("", f"_{AUDIT_EVAL}"):  # the corpus's held-out examples, then the audit-style chats'
         examples = run.stage("eval") / f"{_resolved(run, which)}{suffix}_examples.md"
@@ -97,7 +97,7 @@ def _resolved(run: RunDir, which: str) -> str:
     return latest(run) if which == "latest" else which
 
 
-def _data_lines(run: RunDir) -> list[str]:
+def _data_lines(run: RunDir, teacher: str | None) -> list[str]:
     settings = run.settings()
     first = read_sidecar(run.split(SPLITS[0]))["inputs"]
     names = [n for n in ALL_SPLITS if run.has_split(n)]
@@ -125,7 +125,7 @@ def _data_lines(run: RunDir) -> list[str]:
         f"- held-out audit-style chats (`{AUDIT_EVAL}`): {settings.audit_eval_docs} chats whose roles and "
         "tasks no training chat has (`nla/training/audit_chats.py`), never trained on",
         f"- datagen wall time: {first.get('datagen_seconds', 'not recorded')} s",
-        f"- warm-start teacher: {_teacher_line(run)}",
+        f"- warm-start teacher: {_teacher_line(teacher)}",
     ]
 
 
@@ -136,13 +136,22 @@ TEACHER_FORMATS = {
 }
 
 
-def _teacher_line(run: RunDir) -> str:
-    """Which teacher wrote the warm-start explanations (from the explain sidecar), and its format."""
+def _teacher_id(run: RunDir) -> str | None:
+    """The id of the teacher that wrote the warm-start explanations, from the explain sidecar."""
     path = run.explained(SPLITS[0])
-    if not path.is_file():
+    return str(read_sidecar(path)["inputs"].get("teacher", "not recorded")) if path.is_file() else None
+
+
+def _teacher_kind(teacher: str | None) -> str | None:
+    """``heuristic`` or ``heuristic-lens`` for those teachers' ids (``heuristic-lens-v1:...``), else None."""
+    return next((k for k in TEACHER_FORMATS if (teacher or "").startswith(k + "-v")), None)
+
+
+def _teacher_line(teacher: str | None) -> str:
+    """The card's teacher line: its id and, for a heuristic teacher, its format."""
+    if teacher is None:
         return "see `explain/` sidecars"
-    teacher = str(read_sidecar(path)["inputs"].get("teacher", "not recorded"))
-    kind = next((k for k in TEACHER_FORMATS if teacher.startswith(k + "-v")), None)
+    kind = _teacher_kind(teacher)
     return f"`{teacher}`" + (f" ({TEACHER_FORMATS[kind]})" if kind else "")
 
 
