@@ -52,10 +52,17 @@ def test_terminal_safe_shows_every_control_character() -> None:
     assert terminal_safe("plain — ünïcode ✓") == "plain — ünïcode ✓" and terminal_safe(None) == ""
 
 
+def _default_sigint() -> None:
+    """The child gets SIGINT's default disposition, as at a terminal: a suite started in the background
+    (``cmd &`` in a script, ``nohup``) inherits SIGINT ignored, and Python then never raises
+    KeyboardInterrupt, so the run would finish instead of stopping."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_a_run_exits_130_and_the_run_resumes(tiny_dirs, tiny_init_dirs, tmp_path: Path) -> None:
     slow = campaign(
         tiny_dirs, tiny_init_dirs, tokens={"max_per_transcript": 12}, nla={"batch_size": 1},
-        sampling={"max_new_tokens": 64, "samples": 8},
+        sampling={"max_new_tokens": 64, "samples": 4},
     )  # fmt: skip  # a second or more of explanations left after the first one is stored, even when idle
     (tmp_path / "probe.yaml").write_text(yaml.safe_dump(slow))
     db = str(tmp_path / "store.db")
@@ -64,6 +71,7 @@ def test_ctrl_c_during_a_run_exits_130_and_the_run_resumes(tiny_dirs, tiny_init_
     proc = subprocess.Popen(
         [sys.executable, "-m", "workbench.cli", "campaign", "run", "probe", "--db", db], cwd=tmp_path,
         env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_default_sigint,
     )  # fmt: skip
     deadline = time.monotonic() + 180
     watch = None  # one cheap read-only connection: re-opening the store per poll took longer than the tiny
