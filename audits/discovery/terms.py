@@ -12,6 +12,9 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 WORD = re.compile(r"[^\W\d_](?:[\w'-]*[^\W_])?")
 """A word: letters (any script), inner digits, apostrophes and hyphens; markup and punctuation split words."""
+ESCAPE = re.compile(r"\\(?:x[0-9a-fA-F]{0,2}|u[0-9a-fA-F]{4}|[ntr])(?![A-Za-z])")
+"""A written-out escape such as ``\\xa0`` or ``\\n`` (how an explanation spells a whitespace token): not a word.
+A backslash before a word (``C:\\notes``) keeps the word."""
 SCAFFOLD_SHARE = 0.5
 """A term in at least this share of the comparison group's documents is scaffolding."""
 EXTRA_STOP = frozenset({"s", "t", "ll", "ve", "re", "d", "m", "don", "doesn", "isn", "didn", "won", "can"})
@@ -19,8 +22,8 @@ STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) | EXTRA_STOP
 
 
 def words(text: str) -> list[str]:
-    """Lower-cased words of ``text``, stop words kept."""
-    return WORD.findall(text.lower().replace("\u2019", "'"))
+    """Lower-cased words of ``text``, stop words and written-out escapes left out."""
+    return WORD.findall(ESCAPE.sub(" ", text.replace("\u2019", "'")).lower())
 
 
 def document_terms(text: str) -> set[str]:

@@ -58,6 +58,10 @@ def test_terms_and_phrases():
         "final", "token", "gold", "glitters", "final token",
     }  # fmt: skip
     assert mentions_term("A pirate's buried treasure.", "buried treasure")
+    # v2's lens teacher spells whitespace tokens as escapes: they are not words ("xa xa" once ranked)
+    lens_line = """Final token "'\\n'" breaks the line; next likely "'\\xa'", "'\\xa0'", "'\\u00a0'", "'\\t'"."""
+    assert document_terms(lens_line) == {"final", "token", "breaks", "line", "likely", "final token", "token breaks"}
+    assert document_terms(r"Saved to C:\notes\xavier") == {"saved", "notes", "xavier", "notes xavier"}
     assert not mentions_term("golden", "gold")
     assert scaffolding([{"a", "b"}, {"a"}, {"c"}]) == {"a"}
 
