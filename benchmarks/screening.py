@@ -164,7 +164,7 @@ def replay(
     for k in range(0, max_k + 1):
         chosen = in_sample.copy()
         for key, group in frame[rest].groupby("variant_key", sort=False):
-            idx = group.index.to_numpy()
+            idx = group.index.to_numpy(copy=True)  # writable: torch indexes with it
             top, _ = select_top_k(z[idx], k, 0, spec.seed, key)
             chosen[idx[top]] = True
         points.append((k, float(chosen.mean()), int((chosen & positive).sum()), int(positive.sum())))
