@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nla.training.run import ALL_SPLITS, AUDIT_EVAL, SPLITS, RunDir
+from nla.training.run import ALL_SPLITS, AUDIT_EVAL, SPLITS, RunDir, RunSettings
 from nla.training.stage import read_stage
 from nla.training.tables import read_sidecar
 
@@ -57,7 +57,7 @@ def model_card(run: RunDir, which: str) -> str:
         "",
         "## Data",
         "",
-        *_data_lines(run, teacher),
+        *_data_lines(run, settings, teacher),
         "",
         "## Stages (settings and wall time)",
         "",
@@ -97,8 +97,7 @@ def _resolved(run: RunDir, which: str) -> str:
     return latest(run) if which == "latest" else which
 
 
-def _data_lines(run: RunDir, teacher: str | None) -> list[str]:
-    settings = run.settings()
+def _data_lines(run: RunDir, settings: RunSettings, teacher: str | None) -> list[str]:
     first = read_sidecar(run.split(SPLITS[0]))["inputs"]
     names = [n for n in ALL_SPLITS if run.has_split(n)]
     rows = {name: read_sidecar(run.split(name)) for name in names}
