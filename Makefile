@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps corpus bundled-nla organisms demo dashboard test lint bench
+.PHONY: setup system-deps corpus bundled-nla organism-nla organisms demo dashboard test lint bench
 
 setup: $(STAMP)
 
@@ -56,6 +56,24 @@ bundled-nla: setup corpus
 	$(BIN)/nla-workbench train rl $(RUN) --steps $(RL_STEPS)
 	$(BIN)/nla-workbench train eval $(RUN) --stage rl
 	$(BIN)/nla-workbench train export $(RUN) --out $(NLA_OUT) --half --force
+
+# An NLA trained on a model organism (channel 1b of benchmarks/audit_game.py): v2's recipe with the organism's
+# activations (its adapter merged into the base) on the base model's corpus text; nothing the organism wrote,
+# and none of its training data, is trained on. The compact NLA in runs/nla-<organism>/nla names the merged
+# fine-tune inside the run directory. SFT only (this session's run): make organism-nla RL_STEPS=0
+ORGANISM ?= taboo-a
+ORGANISM_RUN ?= runs/nla-$(ORGANISM)
+
+organism-nla: setup corpus
+	$(BIN)/nla-workbench train datagen --out $(ORGANISM_RUN) --target organism:$(ORGANISM) --layer 20 $(DATAGEN_OPTS)
+	$(BIN)/nla-workbench train explain $(ORGANISM_RUN) --teacher $(TEACHER)
+	$(BIN)/nla-workbench train ar-sft $(ORGANISM_RUN)
+	$(BIN)/nla-workbench train av-sft $(ORGANISM_RUN)
+	$(BIN)/nla-workbench train eval $(ORGANISM_RUN) --stage sft
+	if [ "$(RL_STEPS)" -gt 0 ]; then \
+	  $(BIN)/nla-workbench train rl $(ORGANISM_RUN) --steps $(RL_STEPS) && \
+	  $(BIN)/nla-workbench train eval $(ORGANISM_RUN) --stage rl; fi
+	$(BIN)/nla-workbench train export $(ORGANISM_RUN) --out $(ORGANISM_RUN)/nla --force
 
 # Rebuild every shipped model organism on this CPU (data from templates and the base model's own replies,
 # then a LoRA fine-tune; each stage resumes when re-run), install its adapter and training record into the

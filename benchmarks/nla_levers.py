@@ -76,7 +76,7 @@ def lever_run(data: RunDir, lever: str) -> RunDir:
         settings = data.settings().model_copy(update={**changes, "held_out_of": str(data.root)})
         run_datagen(run, settings)
     settings = run.settings()
-    run_explain(run, make_teacher(teacher, settings.target, settings.layer))
+    run_explain(run, make_teacher(teacher, run.model_ref(settings), settings.layer))
     return run
 
 

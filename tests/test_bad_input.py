@@ -641,6 +641,22 @@ CASES = [
         {"c.txt": "the cat sat on the mat"},
     ),
     Case(
+        "train-adapter-missing",
+        (*DATAGEN, "--corpus", "c.txt", "--adapter", "nolora"),
+        ("/nolora' is not a directory holding adapter_config.json",),
+        {"c.txt": "the cat sat on the mat"},
+    ),
+    Case(
+        "train-organism-and-adapter",
+        ("train", "datagen", "--out", "run", "--target", "organism:taboo-a", "--adapter", "nla", "--quiet"),
+        ("target 'organism:taboo-a' already carries its adapter; do not give `adapter` as well",),
+    ),
+    Case(
+        "train-unknown-organism",
+        ("train", "datagen", "--out", "run", "--target", "organism:nope", "--quiet"),
+        ("no organism named 'nope'; shipped: ",),
+    ),
+    Case(
         "train-layer-out-of-range",
         (*DATAGEN, "--corpus", "c.txt", "--layer", "9"),
         ("layer 9 is out of range: the model has decoder blocks 0..3",),

@@ -50,7 +50,7 @@ def run_ar_sft(
     settings, meta = run.settings(), run_meta(run)
     frame, vectors = read_table(run.explained("ar_sft"))
     texts, gold = frame["explanation"].tolist(), torch.from_numpy(vectors)
-    ar = trainable_ar(settings.target, meta, config.lora_rank, config.device, config.seed)
+    ar = trainable_ar(run.model_ref(settings), meta, config.lora_rank, config.device, config.seed)
     optimizer = torch.optim.AdamW(
         [p for p in ar.parameters() if p.requires_grad], lr=config.lr, weight_decay=0.0
     )

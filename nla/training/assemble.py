@@ -42,7 +42,8 @@ def assemble(
                 f"{stage} has not finished: run `nla-workbench train {stage.name.replace('_', '-')} {run.root}` first"
             )
     settings = run.settings()
-    meta = replace(run_meta(run), stage="rl" if which == "rl" else "sl", base_model=settings.target)
+    model = run.model_ref(settings)  # an adapter run's NLA applies to its merged fine-tune
+    meta = replace(run_meta(run), stage="rl" if which == "rl" else "sl", base_model=model)
     meta = meta.with_baseline(training_baseline(run), len(training_vectors(run)))
     trained_on = f"{settings.corpus} corpus, run {run.root.name}"
 
@@ -51,12 +52,12 @@ def assemble(
             source, dest = stage / role, root / role
             if is_adapter(source):  # compact: the adapter applies to the base model named here
                 dest.mkdir()
-                extra = {COMPACT: {"base_model": settings.target}}
+                extra = {COMPACT: {"base_model": model}}
                 for name in ADAPTER_FILES:
                     _copy(source / name, dest / name, half)
             else:  # full fine-tuning: a complete model directory
                 shutil.copytree(source, dest)
-                load_tokenizer(settings.target).save_pretrained(dest)
+                load_tokenizer(model).save_pretrained(dest)
                 extra = {}
             write_sidecar(dest / SIDECAR, sidecar_dict(meta, role, trained_on=trained_on, **extra))
         _copy(ar_stage / AR_DIR / VALUE_HEAD, root / AR_DIR / VALUE_HEAD, half)

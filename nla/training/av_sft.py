@@ -59,7 +59,7 @@ def run_av_sft(
 ) -> dict:
     """Train (or finish training) the AV warm start; the stage record."""
     settings, meta = run.settings(), run_meta(run)
-    av, tokenizer, prompt = trainable_av(settings.target, meta, config.lora_rank, config.device, config.seed)
+    av, tokenizer, prompt = trainable_av(run.model_ref(settings), meta, config.lora_rank, config.device, config.seed)
     frame, vectors = read_table(run.explained("av_sft"))
     responses = encode_responses(tokenizer, frame["explanation"].tolist(), config.max_response_tokens)
     gold = torch.from_numpy(vectors)

@@ -4,12 +4,17 @@ Work goes in chunks of documents, each written to ``data/chunks/NNNNN.parquet`` 
 interrupted run continues where it stopped and re-running a finished one changes nothing. Positions
 are drawn per document from an RNG keyed on ``sha256(seed|doc_id)``, so they do not depend on the
 chunking or on which documents come before.
+
+With an adapter (``RunSettings.adapter``) the activations are the merged fine-tune's, saved once to the run's
+``target/`` for the later stages, while the chat replies are still the base model's: the corpus is the same
+text a run on the base reads, and none of it was written by the fine-tune.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -20,9 +25,10 @@ from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from nla.activations import check_layer, tokenize_transcript
+from nla.adapters import resolve_adapter
 from nla.checkpoint.init import init_nla
 from nla.errors import NLAError
-from nla.pipeline import load_target
+from nla.pipeline import Target, load_target
 from nla.training.audit_chats import audit_chats
 from nla.training.corpus import Document, load_corpus
 from nla.training.run import ALL_SPLITS, AUDIT_EVAL, SPLITS, RunDir, RunSettings
@@ -44,11 +50,18 @@ def run_datagen(
     docs = [d for d in docs if d.doc_id not in excluded]
     if not docs:
         raise NLAError(f"--corpus {settings.corpus}: no documents to sample from")
-    target = load_target(settings.target)
-    check_layer(target.model, settings.layer)
+    base = load_target(settings.target)
+    check_layer(base.model, settings.layer)
+    target = base
+    if settings.adapter is not None:
+        adapter = resolve_adapter(settings.adapter)
+        settings = settings.model_copy(update={"adapter_digest": adapter.digest})
+        target = load_target(settings.target, adapter=adapter)
     run.write_settings(settings)  # only once the inputs are known to be usable
+    if settings.adapter is not None and not (run.merged_target / "config.json").is_file():
+        save_merged(target, run.merged_target)
     if not run.init.is_dir():
-        init_nla(settings.target, settings.layer, run.init)
+        init_nla(run.model_ref(settings), settings.layer, run.init)
     held_out = held_out_audit_chats(settings)
     # the held-out audit chats are chunked on their own, after the corpus, so a run made before they
     # existed keeps its chunks and only gains theirs
@@ -67,7 +80,7 @@ def run_datagen(
             continue
         started = time.perf_counter()
         frame, vectors = _chunk_rows(
-            target.model, target.tokenizer, chunk, settings, seed=settings.seed + index
+            target.model, target.tokenizer, chunk, settings, seed=settings.seed + index, replier=base.model
         )
         seconds = round(time.perf_counter() - started, 1)
         inputs = {"documents": [d.doc_id for d in chunk], "seconds": seconds}
@@ -75,6 +88,15 @@ def run_datagen(
         bar.update(len(chunk))
     bar.close()
     return _write_splits(run, settings, len(chunks))
+
+
+def save_merged(target: Target, out: Path) -> None:
+    """Write the merged fine-tune (weights as safetensors, config, tokenizer) to ``out``, all or nothing."""
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    target.model.save_pretrained(partial, safe_serialization=True)
+    target.tokenizer.save_pretrained(partial)
+    partial.rename(out)
 
 
 def others_held_out(settings: RunSettings) -> set[str]:
@@ -105,12 +127,15 @@ def _chunk_rows(
     docs: list[Document],
     settings: RunSettings,
     seed: int,
+    replier: PreTrainedModel | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
+    """Rows and vectors of one chunk: ``model``'s activations on the documents, chats answered by
+    ``replier`` (the base model of an adapter run; ``model`` when None)."""
     chats = [d for d in docs if d.kind == "chat"]
     replies = dict(
         zip(
             [d.doc_id for d in chats],
-            answer(model, tokenizer, chats, settings.reply_tokens, seed),
+            answer(model if replier is None else replier, tokenizer, chats, settings.reply_tokens, seed),
             strict=True,
         )
     )

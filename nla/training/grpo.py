@@ -120,10 +120,10 @@ def run_rl(
 ) -> dict:
     """GRPO from the SFT checkpoints (or continue it); the stage record."""
     settings, meta = run.settings(), run_meta(run)
-    av, tokenizer, prompt = trainable_av(settings.target, meta, config.lora_rank, config.device, config.seed)
+    av, tokenizer, prompt = trainable_av(run.model_ref(settings), meta, config.lora_rank, config.device, config.seed)
     load_av_half(av, run.stage(AV_SFT))
     reference = frozen_copy(av)
-    ar = trainable_ar(settings.target, meta, config.lora_rank, config.device, config.seed)
+    ar = trainable_ar(run.model_ref(settings), meta, config.lora_rank, config.device, config.seed)
     load_ar_half(ar, run.stage(AR_SFT))
     _, vectors = read_table(run.split("rl"))
     gold_all = torch.from_numpy(vectors)

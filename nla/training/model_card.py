@@ -49,7 +49,7 @@ def model_card(run: RunDir, which: str) -> str:
     """The card for the run's NLA at stage ``which``."""
     settings, teacher = run.settings(), _teacher_id(run)
     lines = [
-        f"# NLA for {settings.target}, layer {settings.layer}",
+        f"# NLA for {_target_name(settings)}, layer {settings.layer}",
         "",
         "An activation verbalizer (AV) and reconstructor (AR) trained with `nla-workbench train` on a "
         "CPU. Its explanations are hypotheses about the activation: read them with their fidelity "
@@ -97,6 +97,26 @@ def _resolved(run: RunDir, which: str) -> str:
     return latest(run) if which == "latest" else which
 
 
+def _target_name(settings: RunSettings) -> str:
+    """The target as the card names it: a fine-tune by its base and its adapter's hash."""
+    if settings.adapter is None:
+        return settings.target
+    return f"{settings.target} + adapter {(settings.adapter_digest or '')[:16]}"
+
+
+def _adapter_lines(run: RunDir, settings: RunSettings) -> list[str]:
+    """What an adapter run trained on, and where its compact form finds the fine-tune."""
+    if settings.adapter is None:
+        return []
+    return [
+        f"- target: the fine-tune {settings.adapter} (sha256 {settings.adapter_digest}) merged into "
+        f"{settings.target}; activations are the fine-tune's, the corpus text (chat replies included) is "
+        "the base model's, so no text the fine-tune wrote was trained on",
+        f"- the compact form names the merged fine-tune at {run.merged_target.resolve()}; "
+        "`train export --merge` writes a copy that does not need the run directory",
+    ]
+
+
 def _data_lines(run: RunDir, settings: RunSettings, teacher: str | None) -> list[str]:
     first = read_sidecar(run.split(SPLITS[0]))["inputs"]
     names = [n for n in ALL_SPLITS if run.has_split(n)]
@@ -117,6 +137,7 @@ def _data_lines(run: RunDir, settings: RunSettings, teacher: str | None) -> list
         f"{n}: {rows[n]['row_count']} vectors / {rows[n]['inputs']['documents']} docs" for n in names
     )
     return [
+        *_adapter_lines(run, settings),
         f"- corpus: {corpus}",
         f"- positions: up to {settings.positions_per_doc} per document at token index >= "
         f"{settings.min_position}, special and system-prompt tokens skipped, per-document seeded RNG",

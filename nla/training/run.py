@@ -26,7 +26,16 @@ class RunSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     target: str
-    """The model whose activations are explained (embedded alias, local path or Hub id)."""
+    """The model whose activations are explained (embedded alias, local path or Hub id); with ``adapter``,
+    the base model the adapter applies to."""
+    adapter: str | None = None
+    """A peft (LoRA) adapter directory merged into ``target``: the NLA is trained on that fine-tune (a model
+    organism, say), reading its activations through every stage. The corpus text, chat replies included, is
+    the base model's, so the NLA never trains on text the fine-tune wrote (which may spell out what it was
+    trained to hide); only the activations differ from a run on the base."""
+    adapter_digest: str | None = None
+    """sha256 of the adapter's files, recorded by ``datagen``: a run is never continued over another
+    fine-tune."""
     layer: int = Field(ge=0)
     """K: activations are the residual stream after decoder block K."""
     corpus: str = "builtin"
@@ -72,6 +81,23 @@ class RunDir:
     def init(self) -> Path:
         """The untrained NLA (marker, templates, injection scale) training starts from."""
         return self.root / "init"
+
+    @property
+    def merged_target(self) -> Path:
+        """The target with the run's adapter merged in (safetensors, saved by ``datagen``; adapter runs only)."""
+        return self.root / "target"
+
+    def model_ref(self, settings: RunSettings) -> str:
+        """The model every stage loads: ``settings.target``, or for an adapter run the merged fine-tune
+        ``datagen`` saved (an absolute path, as a compact checkpoint records it)."""
+        if settings.adapter is None:
+            return settings.target
+        if not (self.merged_target / "config.json").is_file():
+            raise NLAError(
+                f"{self.root}: the merged fine-tune is missing; run `nla-workbench train datagen --out {self.root}` "
+                "again to rebuild it"
+            )
+        return str(self.merged_target.resolve())
 
     @property
     def chunks(self) -> Path:

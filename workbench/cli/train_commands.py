@@ -45,8 +45,19 @@ def _run(path: Path):
 def datagen(
     out: Annotated[Path, typer.Option(help="Run directory to create (or resume).")],
     target: Annotated[
-        str, typer.Option(help="Target model: embedded alias, local path or Hub id.")
+        str,
+        typer.Option(
+            help="Target model: embedded alias, local path, Hub id, or organism:<name> (a shipped model "
+            "organism: its base plus its adapter)."
+        ),
     ] = DEFAULT_TARGET,
+    adapter: Annotated[
+        Path | None,
+        typer.Option(
+            help="A peft adapter directory merged into the target: train the NLA on that fine-tune "
+            "(its activations; the corpus text stays the base model's)."
+        ),
+    ] = None,
     layer: Annotated[int, typer.Option(help="Layer K: the residual stream after block K.")] = 20,
     corpus: Annotated[
         str, typer.Option(help="'builtin' or a .jsonl/.txt file or a directory of .txt files.")
@@ -71,10 +82,13 @@ def datagen(
     quiet: Quiet = False,
 ) -> None:
     """Sample activations from the corpus and split them by document into AV-SFT / AR-SFT / RL / eval."""
+    from audits.organisms.catalog import resolve_target_model
     from nla.training.datagen import run_datagen
     from nla.training.run import RunSettings
 
+    target, adapter_dir = resolve_target_model(target, str(adapter) if adapter else None)
     options = _given(
+        adapter=str(Path(adapter_dir).expanduser().resolve()) if adapter_dir else None,
         prose_docs=prose_docs,
         chat_docs=chat_docs,
         audit_docs=audit_docs,
@@ -105,7 +119,7 @@ def explain(
 
     run_dir = _run(run)
     settings = run_dir.settings()
-    chosen = make_teacher(teacher, settings.target, settings.layer)
+    chosen = make_teacher(teacher, run_dir.model_ref(settings), settings.layer)
     _print(run_explain(run_dir, chosen, show_progress=not quiet))
 
 
