@@ -36,8 +36,12 @@ of every one of them.
   (prompt, reply header, first 3 reply tokens) and for the tokens inside the reply.
 * Every rate carries its Wilson 95% interval.
 
-(1b), an NLA trained on each organism, is not run: training an NLA takes about 1.7 h of this CPU per target
-(``make bundled-nla``), beyond this benchmark's budget. The organism's NLA is the base model's.
+(1b), an NLA trained on the organism: ``make organism-nla ORGANISM=NAME`` trains one (the organism's
+activations on the base model's corpus text; never its training data or its replies), and ``--checkpoint
+runs/nla-NAME/nla --db OTHER.db`` plays the game with it, every arm read by that NLA: then ``nla`` is channel
+1b, ``same-text`` is that NLA on the base's activations of the organism's text, and ``nla-vs-same-text`` its
+margin. Its own store, because the campaign names do not carry the NLA. By default the organism's NLA is the
+base model's bundled one.
 """
 
 from __future__ import annotations
