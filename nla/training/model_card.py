@@ -256,7 +256,13 @@ def compute_section(records: list[ComputeRecord]) -> list[str]:
         estimate = sum(r.estimate if r.estimate is not None else (r.seconds or 0.0) for r in records)
         lines.append(
             f"At each stage's median unit time ({', '.join(r.stage for r in timed)}; the other stages as "
-            f"recorded): {estimate:,.0f} s ({estimate / 3600:.1f} h). The difference is time the run waited."
+            f"recorded): {estimate:,.0f} s ({estimate / 3600:.1f} h). "
+            + (
+                "The difference is time the run waited."
+                if estimate <= recorded
+                else "It exceeds the recorded time because units differ in size (datagen's prose chunks run "
+                "faster than its chat chunks), so the median overstates the rest: no waiting shows."
+            )
         )
     else:
         lines.append(

@@ -41,6 +41,14 @@ def test_a_run_without_per_unit_times_says_so() -> None:
     assert lines[-1].startswith("Per-unit times were not recorded by this run")
 
 
+def test_waiting_is_only_claimed_when_the_median_estimate_is_below_the_record() -> None:
+    waited = compute_section([ComputeRecord("ar_sft", 100.0, 10, "step", 8.0)])
+    assert waited[-1].endswith("80 s (0.0 h). The difference is time the run waited.")
+    uneven = compute_section([ComputeRecord("datagen", 547.6, 21, "chunk", 31.5)])
+    assert "662 s" in uneven[-1] and "waited" not in uneven[-1]
+    assert uneven[-1].endswith("no waiting shows.")
+
+
 def test_the_card_shows_both_held_out_splits_with_content_recall() -> None:
     from nla.training.model_card import CONTROLS, _split_table
 
