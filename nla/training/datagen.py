@@ -12,6 +12,7 @@ text a run on the base reads, and none of it was written by the fine-tune.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import random
 import shutil
@@ -25,7 +26,7 @@ from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from nla.activations import check_layer, tokenize_transcript
-from nla.adapters import resolve_adapter
+from nla.adapters import apply_adapter, resolve_adapter
 from nla.checkpoint.init import init_nla
 from nla.errors import NLAError
 from nla.pipeline import Target, load_target
@@ -56,7 +57,8 @@ def run_datagen(
     if settings.adapter is not None:
         adapter = resolve_adapter(settings.adapter)
         settings = settings.model_copy(update={"adapter_digest": adapter.digest})
-        target = load_target(settings.target, adapter=adapter)
+        # the base stays loaded to write the replies; the fine-tune is a merged copy of it, not a second load
+        target = Target(base.ref, apply_adapter(copy.deepcopy(base.model), adapter), base.tokenizer, adapter)
     run.write_settings(settings)  # only once the inputs are known to be usable
     if settings.adapter is not None and not (run.merged_target / "config.json").is_file():
         save_merged(target, run.merged_target)
