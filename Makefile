@@ -60,7 +60,7 @@ bundled-nla: setup corpus
 # An NLA trained on a model organism (channel 1b of benchmarks/audit_game.py): v2's recipe with the organism's
 # activations (its adapter merged into the base) on the base model's corpus text; nothing the organism wrote,
 # and none of its training data, is trained on. The compact NLA in runs/nla-<organism>/nla names the merged
-# fine-tune inside the run directory. SFT only (this session's run): make organism-nla RL_STEPS=0
+# fine-tune inside the run directory. SFT only: make organism-nla RL_STEPS=0 (a later run without it adds GRPO)
 ORGANISM ?= taboo-a
 ORGANISM_RUN ?= runs/nla-$(ORGANISM)
 
