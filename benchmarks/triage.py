@@ -9,6 +9,7 @@ each K gives and a random-selection baseline, and the recall at the K that gives
 
     .venv/bin/python benchmarks/triage.py [--db triage-bench.db] [--checkpoint default]
     .venv/bin/python benchmarks/triage.py --strategies directions distilled lens [--organism taboo-a taboo-b ...]
+    .venv/bin/python benchmarks/triage.py --strategies directions distilled lens --organism framing-a --no-starter
 
 With ``--strategies`` it also replays the screened strategies (``benchmarks/screening.py``) on the same
 exhaustive campaign, and with ``--organism`` on an exhaustive organism-against-base campaign per organism too, where what
@@ -280,7 +281,16 @@ def main() -> None:
         help="also an exhaustive organism-against-base campaign for each (e.g. taboo-a taboo-b)",
     )  # fmt: skip
     parser.add_argument("--requests", type=int, default=12, help="organism campaign: requests per arm")
+    parser.add_argument(
+        "--no-starter", action="store_true",
+        help="only the --organism campaigns (skip the starter's exhaustive run and its replay)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.no_starter:
+        if not (args.organism and args.strategies):
+            parser.error("--no-starter needs --organism and --strategies (there is nothing else to measure)")
+        replay_organisms(args)
+        return
     name = run_exhaustive(args.db, args.checkpoint)
     with open_store(args.db) as store:
         table = token_table(store, name)
@@ -321,10 +331,7 @@ def main() -> None:
 
 
 def replay_strategies(args: argparse.Namespace, name: str) -> None:
-    """The screened strategies on the starter (raised flags per theme) and an organism (key-term tokens)."""
-    from audits.organisms.answer_keys import load_answer_key
-    from benchmarks.screening import key_positives
-
+    """The screened strategies on the starter (raised flags per theme), then on each organism."""
     library = load_library()
     spec = load_campaign(starter_path("starter"), library)
     spec = spec.model_copy(
@@ -335,6 +342,16 @@ def replay_strategies(args: argparse.Namespace, name: str) -> None:
         positives = {"raised flags (any theme)": set(flags["token_position_id"])}
         positives |= {f"raised {t}": set(g["token_position_id"]) for t, g in flags.groupby("theme_id")}
         strategy_table(store, name, spec, positives, args)
+    replay_organisms(args)
+
+
+def replay_organisms(args: argparse.Namespace) -> None:
+    """Each ``--organism`` against its base, exhaustively verbalized, then the strategies replayed on it;
+    what must be kept is the organism's tokens whose explanations name an answer-key term (the key is read
+    here, by the scorer, and by nothing that screens)."""
+    from audits.organisms.answer_keys import load_answer_key
+    from benchmarks.screening import key_positives
+
     for organism in args.organism:
         organism_name, organism_spec = run_exhaustive_organism(
             args.db, organism, args.requests, args.checkpoint

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from audits.campaign_registry import register_campaign
 from audits.campaign_spec import campaign_from_dict
 from audits.campaign_status import campaign_status
@@ -37,3 +39,17 @@ def test_token_table_reads_only_its_campaign(tiny_dirs, tiny_taught_dir: Path, t
     kept = raised[~raised["low_fidelity"]]["token_position_id"].nunique()
     assert sum(r[2] for r in rows) == kept
     assert everywhere > len(raised) > 0  # the other campaign's flags are in the store, not in the table
+
+
+def test_organism_only_run_needs_organisms_and_strategies(monkeypatch, capsys, tmp_path: Path) -> None:
+    """``--no-starter`` alone would measure nothing: a usage error (exit 2) before any store is built."""
+    from benchmarks import triage
+
+    monkeypatch.chdir(tmp_path)
+    for argv in (["--no-starter"], ["--no-starter", "--organism", "taboo-a"]):
+        monkeypatch.setattr("sys.argv", ["triage.py", "--db", "never-built.db", *argv])
+        with pytest.raises(SystemExit) as exited:
+            triage.main()
+        assert exited.value.code == 2
+        assert "--no-starter needs --organism and --strategies" in capsys.readouterr().err
+    assert not Path("never-built.db").exists()

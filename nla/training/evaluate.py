@@ -13,10 +13,12 @@ warm start's ceiling. Ten examples are written side by side with their source te
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -29,10 +31,10 @@ from nla.errors import NLAError
 from nla.metrics import fve_baseline, normalise, score
 from nla.parsing import parse_explanation
 from nla.sampling import SamplingParams
-from nla.training.assemble import assemble, latest
+from nla.training.assemble import STAGES, assemble, latest
 from nla.training.content_recall import TAIL_TOKENS, recalls_content, scaffolding, source_tail
 from nla.training.run import EVAL_SPLITS, RunDir
-from nla.training.stage import derangement, training_vectors
+from nla.training.stage import derangement, read_stage, training_vectors
 from nla.training.tables import read_table, write_table
 from nla.verbalizer import Verbalizer
 
@@ -61,15 +63,26 @@ def run_eval(
     which: str = "latest",
     *,
     nla_ref: str | None = None,
+    force: bool = False,
     show_progress: bool = True,
 ) -> dict:
     """Evaluate the run's NLA at stage ``which`` (sft, rl, latest), or the NLA ``nla_ref`` (a path or
     a bundled name, e.g. to compare an older NLA on the same held-out data), on every held-out split the
-    run has; the results of the corpus split with the audit split's under ``audit``."""
+    run has; the results of the corpus split with the audit split's under ``audit``.
+
+    A stage of the run already scored with the same settings, on the same held-out tables, since it last
+    finished is not scored again (its record is returned with ``reused`` set) unless ``force``: re-running
+    a recipe to add a later stage costs nothing for the stages before it. An NLA named by ``nla_ref`` is
+    always scored, since what a path holds can change without the run knowing."""
     began = time.perf_counter()
     out = run.stage(STAGE)
+    evaluated = None
     if nla_ref is None:
         which = latest(run) if which == "latest" else which
+        evaluated = _evaluated(run, which, config)
+        prior = _prior(out, which, evaluated)
+        if prior is not None and not force:
+            return {**prior, "reused": True}
         source = str(assemble(run, out / f"nla-{which}", which))
     else:
         which, source = "nla-" + _slug(nla_ref), nla_ref
@@ -97,8 +110,43 @@ def run_eval(
         else:
             results["audit"] = scores
     results["seconds"] = round(time.perf_counter() - began, 1)
+    if evaluated is not None:
+        results["evaluated"] = evaluated
     (out / f"{which}.json").write_text(json.dumps(results, indent=2))
     return results
+
+
+def _evaluated(run: RunDir, which: str, config: EvalConfig) -> dict:
+    """What a stage's scores depend on: the eval settings, when each trained half last finished, and the
+    content of the held-out tables (and of the SFT table the scaffolding is learned from)."""
+    stages = {}
+    for name in sorted(set(STAGES[which])):
+        record = read_stage(run.stage(name))
+        stages[name] = record["finished_at"] if record else None
+    tables = ["av_sft", *(s for s in EVAL_SPLITS if run.has_split(s))]
+    return {
+        "config": config.model_dump(mode="json"),
+        "stages": stages,
+        "tables": {name: _digest(run.explained(name)) for name in tables},
+    }
+
+
+def _digest(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def _prior(out: Path, which: str, evaluated: dict) -> dict | None:
+    """The stage's earlier scores when they were made from exactly ``evaluated`` and their tables exist."""
+    record = out / f"{which}.json"
+    if not record.is_file():
+        return None
+    prior = json.loads(record.read_text())
+    labels = [which] + ([f"{which}_{prior['audit']['split']}"] if "audit" in prior else [])
+    if prior.get("evaluated") != evaluated:
+        return None
+    if not all((out / f"{label}_explanations.parquet").is_file() for label in labels):
+        return None
+    return prior
 
 
 def _slug(ref: str) -> str:

@@ -196,14 +196,24 @@ def evaluate(
             help="Evaluate this NLA (a directory or 'default') on the run's held-out data instead of the run's own."
         ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Score the stage again even if it was scored as it is now.")
+    ] = False,
     quiet: Quiet = False,
 ) -> None:
     """Held-out round-trip FVE / cos against shuffled-vector, empty-explanation and mean controls, and
-    content recall, on the corpus's held-out documents and the held-out audit-style chats."""
+    content recall, on the corpus's held-out documents and the held-out audit-style chats. A stage already
+    scored since it last finished, with the same settings and held-out data, is reported, not re-scored."""
     from nla.training.evaluate import EvalConfig, run_eval
 
     config = EvalConfig(**_given(vectors=vectors))
-    _print(run_eval(_run(run), config, _stage(stage), nla_ref=nla, show_progress=not quiet))
+    results = run_eval(_run(run), config, _stage(stage), nla_ref=nla, force=force, show_progress=not quiet)
+    if results.get("reused"):
+        console.print(
+            f"stage {results['stage']} was already scored as it is now ({results['seconds']} s then); "
+            "reporting that record (--force scores it again)"
+        )
+    _print(results)
 
 
 @train_app.command("export")

@@ -170,6 +170,18 @@ def test_rl_eval_export_end_to_end_with_resume(fresh_run: RunDir, tmp_path) -> N
     # the heuristic teacher quotes the source's last words, so it names their content
     assert results["content_recall"]["teacher_text"] >= 0.75
 
+    # scored again as it is, the stage is not re-verbalized; other settings or force score it again
+    scored = fresh_run.stage("eval") / "rl_explanations.parquet"
+    stamp = scored.stat().st_mtime_ns
+    reused = run_eval(fresh_run, EvalConfig(vectors=4, max_new_tokens=6), show_progress=False)
+    assert reused["reused"] and scored.stat().st_mtime_ns == stamp
+    assert reused["round_trip"] == results["round_trip"] and reused["audit"] == audit
+    fewer = run_eval(fresh_run, EvalConfig(vectors=3, max_new_tokens=6), show_progress=False)
+    assert "reused" not in fewer and fewer["vectors"] == 3 and len(read_table(scored)[0]) == 3
+    forced = run_eval(fresh_run, EvalConfig(vectors=4, max_new_tokens=6), force=True, show_progress=False)
+    assert "reused" not in forced and len(read_table(scored)[0]) == 4
+    assert forced["round_trip"]["fve"] == pytest.approx(results["round_trip"]["fve"], abs=1e-5)
+
     # any NLA can be scored on the run's held-out data: its own export gives the stage's numbers
     exported = run_export(fresh_run, tmp_path / "exported-rl")
     again = run_eval(
