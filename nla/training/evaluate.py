@@ -141,12 +141,10 @@ def _prior(out: Path, which: str, evaluated: dict) -> dict | None:
     if not record.is_file():
         return None
     prior = json.loads(record.read_text())
-    labels = [which] + ([f"{which}_{prior['audit']['split']}"] if "audit" in prior else [])
     if prior.get("evaluated") != evaluated:
         return None
-    if not all((out / f"{label}_explanations.parquet").is_file() for label in labels):
-        return None
-    return prior
+    labels = [which] + ([f"{which}_{prior['audit']['split']}"] if "audit" in prior else [])
+    return prior if all((out / f"{label}_explanations.parquet").is_file() for label in labels) else None
 
 
 def _slug(ref: str) -> str:
