@@ -167,16 +167,24 @@ class TriageSelection(_Spec):
     """Verbalize only the tokens a cheap screen ranks highest, plus a random sample of the rest so that
     what the screen misses stays measurable."""
 
-    _OMIT_AT_DEFAULT = ("strategy", "sample")
+    _OMIT_AT_DEFAULT = ("strategy", "sample", "allocation")
 
-    strategy: Literal["directions", "distilled", "lens"] = "directions"
+    strategy: Literal["directions", "distilled", "lens", "delta"] = "directions"
     """``directions``: project on AR-reversed theme directions (needs themes). ``distilled``: verbalize a
     seeded random ``sample`` of tokens first, fit a logistic-regression probe per theme (its detectors' hits)
     and per term discovered in the sample (arms against the control arm), then screen every token with
     them; a theme the sample gives too few positives falls back to its direction. ``lens``: the same
-    sample, then screen by the labels' words among each token's logit-lens top tokens."""
+    sample, then screen by the labels' words among each token's logit-lens top tokens. ``delta`` (needs
+    target arms; no sample): how far each token's activation moves from the control arm's model reading
+    the same transcript, teacher-forced (where a fine-tune's state departs from its base's on the same
+    text); 0 on the control arm's own transcripts."""
     top_k: int = Field(8, ge=1)
-    """Candidate tokens per transcript with the highest screening score (max over the labels)."""
+    """Candidate tokens per transcript with the highest screening score (max over the labels); with
+    ``allocation: campaign``, per transcript on average."""
+    allocation: Literal["transcript", "campaign"] = "transcript"
+    """``transcript``: every transcript gets its own ``top_k``. ``campaign``: the campaign's ``top_k`` x
+    transcripts highest-scoring tokens wherever they are, so a transcript may get many or none (the
+    ``random`` share stays per transcript)."""
     random: int = Field(2, ge=0)
     """Further candidates per transcript drawn at random (seeded) from the rest."""
     sample: float = Field(0.04, gt=0, le=0.5)
@@ -334,6 +342,11 @@ class CampaignSpec(_Spec):
     @model_validator(mode="after")
     def _triage_needs_themes(self) -> CampaignSpec:
         triage = self.tokens.triage
+        if triage is not None and triage.strategy == "delta" and not self.arms:
+            raise ValueError(
+                "tokens.triage delta compares each arm with the control arm's model reading the same "
+                "transcript: give the campaign target arms"
+            )
         if triage is None or self.themes:
             return self
         if triage.strategy == "directions":

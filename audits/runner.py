@@ -24,7 +24,16 @@ from audits.discovery.terms import words
 from audits.organisms.catalog import resolve_target_model
 from audits.provenance import run_provenance
 from audits.scenario_library import Scenario
-from audits.screening import LENS_TOP, Screen, fit_screen, sample_positions, sample_rows, standardise
+from audits.screening import (
+    LENS_TOP,
+    Screen,
+    campaign_counts,
+    delta_scores,
+    fit_screen,
+    sample_positions,
+    sample_rows,
+    standardise,
+)
 from audits.store import (
     SQLAActivation,
     SQLAExplanation,
@@ -444,12 +453,14 @@ class CampaignRunner:
                 if directions and content
                 else {}
             )
-            if self._screened():  # verbalize the screen's training sample first
-                candidates = candidate_positions(tokenized.tokens, self.spec.tokens)
-                sample = sample_positions(
-                    candidates, self.spec.tokens.triage.sample, self.spec.seed, variant_key
-                )
-                chosen = dict.fromkeys(sample, "triage_sample")
+            if self._screened():  # verbalize the screen's training sample first (delta needs none)
+                chosen = {}
+                if self.spec.tokens.triage.strategy != "delta":
+                    candidates = candidate_positions(tokenized.tokens, self.spec.tokens)
+                    sample = sample_positions(
+                        candidates, self.spec.tokens.triage.sample, self.spec.seed, variant_key
+                    )
+                    chosen = dict.fromkeys(sample, "triage_sample")
             elif self.spec.tokens.triage is not None:
                 chosen = triage_tokens(
                     tokenized.tokens, self.spec.tokens, scores, self.spec.seed, variant_key
@@ -535,21 +546,28 @@ class CampaignRunner:
         job: ThemeJob | None,
         directions: list[ProbeDirection],
     ) -> None:
-        """Label the verbalized sample, fit the screens, score every candidate token of the campaign and add
-        each transcript's top-K (and random) tokens; transcripts already screened are left as they are."""
+        """Label the verbalized sample, fit the screens (``delta`` fits none), score every candidate token of
+        the campaign and add each transcript's top-K (or its share of the campaign's top K x transcripts) and
+        random tokens; transcripts already screened are left as they are."""
         triage = self.spec.tokens.triage
-        if job:
+        if job and triage.strategy != "delta":
             with self.stage("sample theme scores") as stage:
                 pending = pending_scores(self.store, job)
                 stage.set_total(len(pending))
                 score_explanations(self.store, job, pending, stage.advance, self._out_of_time)
         if self._out_of_time():
             return
-        screen = fit_screen(
-            self.store, self.spec.name, sample_rows(self.store, self.campaign_id), strategy=triage.strategy, job=job,
-            directions=directions, control=self.spec.control(), scale=nla.meta.mse_scale, seed=self.spec.seed,
-        )  # fmt: skip
+        if triage.strategy == "delta":
+            report = [{"label": "delta", "method": f"delta against arm {self.spec.control()}"}]
+            screen = Screen(nla.meta.mse_scale, [], "delta", report)
+        else:
+            screen = fit_screen(
+                self.store, self.spec.name, sample_rows(self.store, self.campaign_id), strategy=triage.strategy,
+                job=job, directions=directions, control=self.spec.control(), scale=nla.meta.mse_scale,
+                seed=self.spec.seed,
+            )  # fmt: skip
         self._record(run_id, screening=screen.report)
+        control = targets[self.spec.control() or ""]
         arm_of = {v.key: v.arm for v in variants}
         with self.store.session() as session:
             rows = session.execute(
@@ -571,18 +589,26 @@ class CampaignRunner:
             stage.set_total(len(rows))
             scored = []
             for transcript_id, key in rows:  # every transcript: the scores are standardised campaign-wide
-                scored.append(self._screen_transcript(screen, targets[arm_of[key]], nla, transcript_id))
+                scored.append(
+                    self._screen_transcript(screen, targets[arm_of[key]], control, nla, transcript_id)
+                )
                 stage.advance(1)
         raw = [s[2] for s in scored if len(s[2])]
         z = standardise(torch.cat(raw)) if raw else None
-        offset = 0
-        for (transcript_id, key), (candidates, streams, _) in zip(rows, scored, strict=True):
-            part = z[offset : offset + len(candidates)] if z is not None and len(candidates) else None
+        parts, offset = [], 0
+        for candidates, _, _ in scored:
+            parts.append(z[offset : offset + len(candidates)] if z is not None else torch.zeros(0, 1))
             offset += len(candidates)
+        counts = [triage.top_k] * len(rows)
+        if triage.allocation == "campaign" and z is not None and z.shape[1]:
+            counts = campaign_counts(parts, triage.top_k * len(rows))
+        for (transcript_id, key), (candidates, streams, _), part, k in zip(
+            rows, scored, parts, counts, strict=True
+        ):
             if transcript_id in done or not candidates or self._out_of_time():
                 continue
-            if part is not None and part.shape[1]:
-                top, extra = select_top_k(part, triage.top_k, triage.random, self.spec.seed, key)
+            if part.shape[1]:
+                top, extra = select_top_k(part, k, triage.random, self.spec.seed, key)
                 chosen = {
                     **{candidates[i]: "triage_top" for i in top},
                     **{candidates[i]: "triage_random" for i in extra},
@@ -600,9 +626,10 @@ class CampaignRunner:
                 self._add_activations(session, targets[arm_of[key]], nla, token_ids, streams, chosen)
 
     def _screen_transcript(
-        self, screen: Screen, target: Target, nla: NLA, transcript_id: int
+        self, screen: Screen, target: Target, control: Target, nla: NLA, transcript_id: int
     ) -> tuple[list[int], dict[int, torch.Tensor], torch.Tensor]:
-        """A transcript's unsampled candidate positions, its residual streams and their raw screen scores."""
+        """A transcript's unsampled candidate positions, its residual streams and their raw screen scores
+        (``delta``: against ``control``'s model reading the same transcript)."""
         with self.store.session() as session:
             transcript = stored_transcript(session, transcript_id)
             sampled = set(session.scalars(  # the sample only, so a resumed run scores the same candidates
@@ -616,6 +643,11 @@ class CampaignRunner:
             target.model, tokenized.input_ids, [nla.meta.layer, *self._lens_layers(nla)]
         )
         vectors = streams[nla.meta.layer][candidates]
+        if screen.strategy == "delta":
+            if target.identity == control.identity:
+                return candidates, streams, torch.zeros(len(candidates), 1)
+            base = residual_streams(control.model, tokenized.input_ids, [nla.meta.layer])[nla.meta.layer]
+            return candidates, streams, delta_scores(vectors, base[candidates], nla.meta.mse_scale)
         lens_logprobs, lens_words = None, []
         if screen.strategy == "lens" and candidates:
             readings = logit_lens(target.model, target.tokenizer, vectors, nla.meta.layer, LENS_TOP)

@@ -1,4 +1,5 @@
-"""Screens learned from a verbalized sample (``tokens.triage.strategy: distilled | lens``).
+"""Screens learned from a verbalized sample (``tokens.triage.strategy: distilled | lens``), and one that
+needs none (``delta``).
 
 A campaign with such a triage first verbalizes a seeded random ``sample`` of each transcript's candidate
 tokens. Their explanations are labelled with what the audit looks for: each theme (any sample of the
@@ -9,7 +10,14 @@ then fitted per label and scores every candidate token for one dot product (or o
 * ``distilled``: a logistic-regression probe on the activations (``nla.distill``); a theme the sample
   gives too few positives falls back to its AR-reversed direction (``nla.triage``), which needs no labels;
 * ``lens``: the label's words among the token's logit-lens top tokens (the probability mass they hold);
-  a theme's words are the terms its positive sample explanations use more than its negative ones.
+  a theme's words are the terms its positive sample explanations use more than its negative ones;
+* ``delta`` needs no sample or labels: a token of an audited arm scores how far its activation lies from
+  the control arm's model's on the same transcript (``delta_scores``), a model diff at the token.
+
+``allocation: campaign`` spends the same budget (``top_k`` x transcripts) on the campaign's highest-scoring
+tokens wherever they are (``campaign_counts``) rather than ``top_k`` in every transcript: when what the
+audit looks for sits in the audited arm's transcripts, an even split spends half the budget on the control
+arm.
 
 Scores of different labels are standardised over the campaign's candidates and combined by their
 maximum, as directions' z-scores are. The report (which labels, which method, the probe's cross-validated
@@ -40,6 +48,7 @@ from audits.store import (
 )
 from audits.themes.pipeline import ThemeJob
 from nla.distill import DistilledProbe, fit_probe, probe_scores
+from nla.metrics import normalise
 from nla.triage import ProbeDirection, triage_scores
 
 TERMS_PER_ARM = 5
@@ -230,6 +239,27 @@ def _theme_words(texts: dict[str, list[str]], rows: pd.DataFrame, positive: np.n
                                     for k in rows["activation_key"]]})  # fmt: skip
     ranked, _ = rank_terms(frame[positive], frame[~positive], min_transcripts=1)
     return set(ranked["term"].head(LENS_WORDS))
+
+
+def delta_scores(vectors: torch.Tensor, control_vectors: torch.Tensor, scale: float) -> torch.Tensor:
+    """``[n, 1]``: how far each activation lies from the control model's on the same token, both scaled to
+    L2 = ``scale`` first (the ``delta`` screen)."""
+    return (normalise(vectors.float(), scale) - normalise(control_vectors.float(), scale)).norm(dim=1)[
+        :, None
+    ]
+
+
+def campaign_counts(parts: Sequence[torch.Tensor], n: int) -> list[int]:
+    """How many of the campaign's ``n`` highest-scoring tokens (max over the columns; ties to the earlier
+    token, transcripts in order) fall in each transcript's scores ``parts``: taking each transcript's top
+    that many with ``select_top_k`` picks exactly the campaign-wide top ``n``."""
+    sizes = [len(p) for p in parts]
+    if not sum(sizes):
+        return [0] * len(parts)
+    combined = torch.cat([p.float().max(dim=1).values for p in parts if len(p)])
+    top = torch.sort(-combined, stable=True).indices[:n]
+    owner = torch.repeat_interleave(torch.arange(len(parts)), torch.tensor(sizes))
+    return torch.bincount(owner[top], minlength=len(parts)).tolist()
 
 
 def standardise(scores: torch.Tensor) -> torch.Tensor:

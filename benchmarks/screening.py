@@ -12,6 +12,7 @@ The screens never see those labels; a sample token counts as found when it is po
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -23,7 +24,15 @@ from sqlalchemy import select
 from audits.campaign_spec import CampaignSpec
 from audits.discovery import documents
 from audits.discovery.terms import words
-from audits.screening import LENS_TOP, fit_screen, sample_positions, sample_rows, standardise
+from audits.screening import (
+    LENS_TOP,
+    campaign_counts,
+    delta_scores,
+    fit_screen,
+    sample_positions,
+    sample_rows,
+    standardise,
+)
 from audits.store import (
     SQLAActivation,
     SQLARun,
@@ -99,12 +108,12 @@ class Curve:
     """Recall of a strategy over K (top-K per transcript after its sample)."""
 
     strategy: str
-    points: list[tuple[int, float, int, int]]
-    """(K, verbalized fraction, found, positives)."""
+    points: list[tuple[float, float, int, int]]
+    """(K (tokens per transcript, on average when allocated campaign-wide), verbalized fraction, found, positives)."""
     screening_seconds_per_token: float
     report: list[dict]
 
-    def at_saving(self, saving: float = 10.0) -> tuple[int, float, int, int] | None:
+    def at_saving(self, saving: float = 10.0) -> tuple[float, float, int, int] | None:
         """The point with the largest K that still verbalizes at most 1/``saving`` of the tokens."""
         fitting = [p for p in self.points if p[1] <= 1 / saving + 1e-9]
         return fitting[-1] if fitting else None
@@ -122,15 +131,29 @@ def replay(
     nla,
     sample: float,
     max_k: int,
+    rounds: int = 1,
+    allocation: str = "transcript",
+    control_target=None,
 ) -> Curve:
-    """Recall over K of ``strategy`` (``directions``, ``distilled`` or ``lens``) on an exhaustive campaign."""
+    """Recall over K of ``strategy`` (``directions``, ``distilled``, ``lens`` or ``delta``) on an exhaustive
+    campaign, K per transcript or (``allocation="campaign"``) K x transcripts over the campaign.
+
+    ``rounds=2`` is an experiment the runner does not run (it fits its screens once): each K is spent in two halves: the first ``ceil(K/2)`` per
+    transcript by the screen fitted on the sample, then the screens are fitted again on the sample and
+    those tokens' explanations (new labels, new discovered terms) and pick the rest among the tokens left."""
     frame = tokens.frame
     job = theme_job(store, campaign, spec)
     directions = theme_directions(target, nla, job.themes) if job else []  # the one-time setup: timed apart
     began = time.perf_counter()
     in_sample = np.zeros(len(frame), bool)
     report: list[dict] = []
-    if strategy == "directions":
+    if strategy == "delta":
+        if not spec.arms:
+            return Curve(
+                strategy, [], float("nan"), [{"note": "no target arms: no delta (the runner refuses it)"}]
+            )
+        raw = delta_screen(store, spec, tokens, control_target, nla)
+    elif strategy == "directions":
         if not directions:
             return Curve(strategy, [], float("nan"), [{"note": "no themes: no directions"}])
         from nla.triage import triage_scores
@@ -154,21 +177,53 @@ def replay(
         raw = screen.raw_scores(tokens.vectors, lens_logprobs, lens_words)
     rest = ~in_sample
     z = torch.zeros(len(frame), max(raw.shape[1], 1))
-    if strategy == "directions":
-        z = raw  # already z-scores against reference activations, as the runner combines them
+    if strategy in ("directions", "delta"):
+        z = raw  # directions: z-scores against reference activations; delta: over the campaign, as the runner
     elif raw.shape[1]:
         z[torch.from_numpy(rest)] = standardise(raw[torch.from_numpy(rest)])
     seconds = (time.perf_counter() - began) / len(frame)
     positive = frame["token_position_id"].isin(positives).to_numpy()
     points = []
     for k in range(0, max_k + 1):
-        chosen = in_sample.copy()
-        for key, group in frame[rest].groupby("variant_key", sort=False):
-            idx = group.index.to_numpy(copy=True)  # writable: torch indexes with it
-            top, _ = select_top_k(z[idx], k, 0, spec.seed, key)
-            chosen[idx[top]] = True
+        first = k
+        if rounds == 2 and strategy in ("distilled", "lens"):  # the others learn nothing from labels
+            first = math.ceil(k / 2) if allocation == "transcript" else k / 2
+        chosen = _top_k(frame, z, in_sample, first, spec.seed, allocation)
+        if first < k:
+            rows = sample_rows(
+                store, campaign_id_of(store, campaign), set(frame["token_position_id"][chosen])
+            )
+            again = fit_screen(store, campaign, rows, strategy=strategy, job=job, directions=directions,
+                               control=spec.control(), scale=nla.meta.mse_scale, seed=spec.seed)  # fmt: skip
+            raw = again.raw_scores(tokens.vectors, lens_logprobs, lens_words)
+            z2 = torch.zeros(len(frame), max(raw.shape[1], 1))
+            if raw.shape[1]:
+                left = torch.from_numpy(~chosen)
+                z2[left] = standardise(raw[left])
+            chosen = _top_k(frame, z2, chosen, k - first, spec.seed, allocation)
         points.append((k, float(chosen.mean()), int((chosen & positive).sum()), int(positive.sum())))
     return Curve(strategy, points, seconds, report)
+
+
+def _top_k(
+    frame: pd.DataFrame, z: torch.Tensor, chosen: np.ndarray, k: float, seed: int, allocation: str
+) -> np.ndarray:
+    """``chosen`` plus each transcript's top ``k`` tokens by ``z`` among those not chosen yet, or with
+    ``allocation="campaign"`` the campaign's top ``k`` x transcripts wherever they are (as the runner picks)."""
+    chosen = chosen.copy()
+    groups = [
+        (key, group.index.to_numpy(copy=True))
+        for key, group in frame[~chosen].groupby("variant_key", sort=False)
+    ]
+    counts = [k] * len(groups)
+    if allocation == "campaign":
+        counts = campaign_counts(
+            [z[idx] for _, idx in groups], math.floor(k * frame["variant_key"].nunique())
+        )
+    for (key, idx), count in zip(groups, counts, strict=True):
+        top, _ = select_top_k(z[idx], count, 0, seed, key)
+        chosen[idx[top]] = True
+    return chosen
 
 
 def directions_setup_seconds(store: Store, campaign: str, spec: CampaignSpec, target, nla) -> float:
@@ -194,3 +249,34 @@ def interval(found: int, total: int) -> str:
         if total
         else "no positives"
     )
+
+
+def delta_screen(store: Store, spec: CampaignSpec, tokens: Tokens, control_target, nla) -> torch.Tensor:
+    """``[n, 1]`` z-scored ``delta`` screen (``audits.screening.delta_scores``): each audited arm's token
+    against the control arm's model reading the same transcript; 0 on the control arm's own transcripts."""
+    from audits.discovery.corpus import arm_of
+    from audits.runner import stored_transcript
+    from nla.activations import residual_streams, tokenize_transcript
+
+    frame = tokens.frame
+    with store.session() as session:
+        arms = {
+            t: arm_of(c, bool(k))
+            for t, c, k in session.execute(
+                select(SQLATranscript.id, SQLAVariant.conditions_json, SQLAVariant.is_control)
+                .join(SQLAVariant, SQLAVariant.id == SQLATranscript.variant_id)
+                .where(SQLATranscript.id.in_(set(frame["transcript_id"])))
+            ).all()
+        }
+    out = torch.zeros(len(frame), 1)
+    audited = frame[frame["transcript_id"].map(arms) != spec.control()]
+    for transcript_id, group in audited.groupby("transcript_id"):
+        with store.session() as session:
+            transcript = stored_transcript(session, int(transcript_id))
+        ids = tokenize_transcript(control_target.tokenizer, transcript).input_ids
+        stream = residual_streams(control_target.model, ids, [nla.meta.layer])[nla.meta.layer]
+        rows = group.index.to_numpy(copy=True)
+        out[rows] = delta_scores(
+            tokens.vectors[rows], stream[group["position"].to_numpy(copy=True)], nla.meta.mse_scale
+        )
+    return standardise(out)

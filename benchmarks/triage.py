@@ -10,12 +10,16 @@ each K gives and a random-selection baseline, and the recall at the K that gives
     .venv/bin/python benchmarks/triage.py [--db triage-bench.db] [--checkpoint default]
     .venv/bin/python benchmarks/triage.py --strategies directions distilled lens [--organism taboo-a taboo-b ...]
     .venv/bin/python benchmarks/triage.py --strategies directions distilled lens --organism framing-a --no-starter
+    .venv/bin/python benchmarks/triage.py --strategies delta distilled lens --organism taboo-a --no-starter \
+        --allocation transcript campaign [--rounds 1 2]
 
 With ``--strategies`` it also replays the screened strategies (``benchmarks/screening.py``) on the same
 exhaustive campaign, and with ``--organism`` on an exhaustive organism-against-base campaign per organism too, where what
 must be kept is the organism's tokens whose explanations name an answer-key term. Each strategy gets its
 recall curve over the verbalized fraction (its training sample included), the recall at the 10x point with
 a Wilson interval against the random baseline, and its screening cost per token against verbalizing one.
+``--allocation campaign`` replays the runner's campaign-wide budget (``tokens.triage.allocation``);
+``--rounds 2`` is an experiment the runner does not run (the screens fitted again halfway through K).
 
 ``default`` is the bundled trained NLA for the starter's target and layer (``init`` where none
 ships). With the untrained ``init`` NLA the flags themselves are noise (its explanations carry no
@@ -243,26 +247,41 @@ def strategy_table(
         if not found:
             console.print(f"{label}: no positives in the exhaustive run; recall undefined")
             continue
-        for strategy in args.strategies:
+        for strategy, rounds, allocation in variants(args):
             curve = replay(store, campaign, spec, tokens, found, strategy, target=target, nla=nla, sample=args.sample,
-                           max_k=args.max_k)  # fmt: skip
+                           max_k=args.max_k, rounds=rounds, allocation=allocation, control_target=target)  # fmt: skip
+            if (rounds, allocation) != (1, "transcript"):
+                strategy = f"{strategy}, {rounds} round{'s' * (rounds > 1)}, K per {allocation}"
             point = curve.at_saving(10)
+            if not curve.points:
+                table.add_row(label, strategy, "-", "-", curve.report[0]["note"], "-", "-")
+                continue
             if point is None:
                 table.add_row(label, strategy, "-", "-", "no K saves 10x", "-", "-")
                 continue
             k, fraction, hit, total = point
             cost = curve.screening_seconds_per_token + setup
             ratio = f"1/{verbalize / cost:,.0f}" if verbalize == verbalize else "-"
-            table.add_row(label, strategy, str(k), f"{fraction:.1%}", interval(hit, total), f"{fraction:.2f}",
+            table.add_row(label, strategy, f"{k:g}", f"{fraction:.1%}", interval(hit, total), f"{fraction:.2f}",
                           f"{curve.screening_seconds_per_token * 1e3:.2f} + {setup * 1e3:.2f} setup ms/token "
                           f"({ratio})")  # fmt: skip
             console.print(
                 f"{label} / {strategy}: "
-                + ", ".join(f"K={k} {f:.0%}->{h / t:.2f}" for k, f, h, t in curve.points[::2])
+                + ", ".join(f"K={k:g} {f:.1%}->{h / t:.2f}" for k, f, h, t in curve.points)
             )
             for entry in curve.report:
                 console.print(f"   {entry}")
     console.print(table)
+
+
+def variants(args: argparse.Namespace) -> list[tuple[str, int, str]]:
+    """(strategy, rounds, allocation) to replay: directions once, each screened strategy per combination."""
+    return [
+        (strategy, rounds, allocation)
+        for strategy in args.strategies
+        for rounds in (args.rounds if strategy in ("distilled", "lens") else [1])
+        for allocation in args.allocation
+    ]
 
 
 def main() -> None:
@@ -273,7 +292,9 @@ def main() -> None:
         default="default",
         help="the NLA to verbalize with (default: the bundled trained NLA, else init)",
     )
-    parser.add_argument("--strategies", nargs="*", default=[], help="also replay: directions distilled lens")
+    parser.add_argument(
+        "--strategies", nargs="*", default=[], help="also replay: directions distilled lens delta"
+    )
     parser.add_argument("--sample", type=float, default=0.04, help="screened strategies' sample share")
     parser.add_argument("--max-k", type=int, default=20)
     parser.add_argument(
@@ -284,6 +305,14 @@ def main() -> None:
     parser.add_argument(
         "--no-starter", action="store_true",
         help="only the --organism campaigns (skip the starter's exhaustive run and its replay)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--rounds", nargs="+", type=int, choices=[1, 2], default=[1],
+        help="screened strategies: 2 fits the screens again on the first half of K's explanations",
+    )  # fmt: skip
+    parser.add_argument(
+        "--allocation", nargs="+", choices=["transcript", "campaign"], default=["transcript"],
+        help="K tokens per transcript, or K x transcripts over the whole campaign",
     )  # fmt: skip
     args = parser.parse_args()
     if args.no_starter:

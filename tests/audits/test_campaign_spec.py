@@ -102,6 +102,22 @@ def test_every_field_has_a_docstring() -> None:
             },
             "field tokens: Value error, tokens.positions and tokens.triage each choose the tokens",
         ),  # fmt: skip
+        (
+            {
+                "scenarios": {"ids": ["mini-eval"]},
+                "themes": ["deception"],
+                "tokens": {"triage": {"strategy": "delta"}},
+            },
+            "tokens.triage delta compares each arm with the control arm's model .* give the campaign target arms",
+        ),  # fmt: skip
+        (
+            {
+                "scenarios": {"ids": ["mini-eval"]},
+                "themes": ["deception"],
+                "tokens": {"triage": {"allocation": "any"}},
+            },
+            "field tokens.triage.allocation: Input should be 'transcript' or 'campaign'",
+        ),  # fmt: skip
     ],
 )
 def test_errors_name_file_line_and_field(tmp_path: Path, library, data: dict, message: str) -> None:
