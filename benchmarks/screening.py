@@ -152,7 +152,7 @@ def replay(
             return Curve(
                 strategy, [], float("nan"), [{"note": "no target arms: no delta (the runner refuses it)"}]
             )
-        raw = delta_screen(store, spec, tokens, control_target, nla)
+        raw = delta_screen(store, campaign, spec, tokens, control_target, nla)
     elif strategy == "directions":
         if not directions:
             return Curve(strategy, [], float("nan"), [{"note": "no themes: no directions"}])
@@ -251,23 +251,18 @@ def interval(found: int, total: int) -> str:
     )
 
 
-def delta_screen(store: Store, spec: CampaignSpec, tokens: Tokens, control_target, nla) -> torch.Tensor:
+def delta_screen(
+    store: Store, campaign: str, spec: CampaignSpec, tokens: Tokens, control_target, nla
+) -> torch.Tensor:
     """``[n, 1]`` z-scored ``delta`` screen (``audits.screening.delta_scores``): each audited arm's token
     against the control arm's model reading the same transcript; 0 on the control arm's own transcripts."""
-    from audits.discovery.corpus import arm_of
+    from audits.discovery.corpus import transcripts
     from audits.runner import stored_transcript
     from nla.activations import residual_streams, tokenize_transcript
 
     frame = tokens.frame
-    with store.session() as session:
-        arms = {
-            t: arm_of(c, bool(k))
-            for t, c, k in session.execute(
-                select(SQLATranscript.id, SQLAVariant.conditions_json, SQLAVariant.is_control)
-                .join(SQLAVariant, SQLAVariant.id == SQLATranscript.variant_id)
-                .where(SQLATranscript.id.in_(set(frame["transcript_id"])))
-            ).all()
-        }
+    runs = transcripts(store, campaign)
+    arms = dict(zip(runs["transcript_id"], runs["arm"], strict=True))
     out = torch.zeros(len(frame), 1)
     audited = frame[frame["transcript_id"].map(arms) != spec.control()]
     for transcript_id, group in audited.groupby("transcript_id"):
